@@ -1,0 +1,166 @@
+//! The command line: subcommands and flags, parsed and handed to the library. Nothing else.
+
+use crate::error::Error;
+use crate::run::RunOptions;
+use crate::scenario::Overrides;
+use crate::target::TargetSpec;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "mcpstorm", version, about = "Stress-test MCP servers: load, faults, bad input; a verdict CI can act on")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario (default: the quickstart against the embedded reference server).
+    Run {
+        /// The scenario TOML file.
+        scenario: Option<PathBuf>,
+        /// A built-in scenario instead of a file: quickstart.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Override the target: embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        #[arg(long)]
+        target: Option<String>,
+        /// An HTTP header for every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// Override the scenario's duration (e.g. 30s, 5m).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Override the number of virtual users (constant-vus).
+        #[arg(long)]
+        vus: Option<u32>,
+        /// Folder for report.json and logs.
+        #[arg(long, default_value = "mcpstorm-out")]
+        out: PathBuf,
+        /// No progress lines.
+        #[arg(long)]
+        no_progress: bool,
+        /// Seconds between progress lines.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        progress_interval: Duration,
+        /// The binary that serves the embedded target (default: this one; env MCPSTORM_EXE).
+        #[arg(long, hide = true)]
+        server_exe: Option<PathBuf>,
+    },
+    /// Preflight a target: reach it, shake hands, list tools/resources/prompts; or say why not.
+    Check {
+        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        #[arg(long, default_value = "embedded")]
+        target: String,
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// How long to wait for each answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// The protocol revision to ask for.
+        #[arg(long, default_value = crate::session::SUPPORTED_VERSIONS[0])]
+        protocol_version: String,
+        /// Print each tool's inputSchema too.
+        #[arg(long)]
+        schemas: bool,
+        #[arg(long, hide = true)]
+        server_exe: Option<PathBuf>,
+    },
+    /// Run the reference MCP server (Streamable HTTP at /mcp, or stdio).
+    Serve {
+        /// Address to bind; loopback by default.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 8931)]
+        port: u16,
+        /// Serve one session on stdin/stdout instead of HTTP.
+        #[arg(long)]
+        stdio: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|_| format!("`{s}` is not a duration; write it like 500ms, 30s or 5m"))
+}
+
+/// Run the command line; returns the process exit code (0 pass, 1 criteria failed,
+/// 2 bad usage or scenario, 3 target unreachable).
+pub async fn main_with_args<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcpstorm: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Run { scenario, preset, target, headers, duration, vus, out, no_progress, progress_interval, server_exe } => {
+            let target = match target {
+                Some(t) => Some(TargetSpec::parse_flag(&t, &headers).map_err(Error::Usage)?),
+                None if !headers.is_empty() => {
+                    return Err(Error::Usage("--header needs --target with an http(s):// URL (or put headers in target.headers)".into()));
+                }
+                None => None,
+            };
+            if progress_interval.is_zero() {
+                return Err(Error::Usage("--progress-interval must be more than 0".into()));
+            }
+            let opts = RunOptions {
+                scenario,
+                preset,
+                overrides: Overrides { target, duration, vus },
+                out,
+                progress: !no_progress,
+                progress_interval,
+                server_exe,
+            };
+            let report = crate::run::run(opts).await?;
+            Ok(if report.verdict == crate::report::Verdict::Pass { 0 } else { 1 })
+        }
+        Command::Check { target, headers, timeout, protocol_version, schemas, server_exe } => {
+            let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
+            if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
+                return Err(Error::Usage(format!(
+                    "--protocol-version `{protocol_version}` is not supported; use one of {}",
+                    crate::session::SUPPORTED_VERSIONS.join(", ")
+                )));
+            }
+            let text = crate::check::check(&target, &protocol_version, timeout, schemas, server_exe.as_deref()).await?;
+            println!("{text}");
+            Ok(0)
+        }
+        Command::Serve { host, port, stdio } => {
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let on_signal = shutdown.clone();
+            let signals = tokio::spawn(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+                on_signal.cancel();
+            });
+            let result = crate::server::serve(crate::server::ServeOptions { host, port, stdio }, shutdown).await;
+            signals.abort();
+            result.map_err(|e| Error::Usage(e.to_string()))?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Criteria: thresholds on a run's figures (`success_rate >= 0.95`, `p95 < 5s`,
+//! `p99{tool=echo} < 200ms`, `errors{kind=timeout} == 0`), parsed once into a small
+//! expression type and evaluated against the finished report into a verdict.
+//!
+//! Grammar: `METRIC[{KEY=VALUE}] OP NUMBER[UNIT]`. Latencies are compared in milliseconds
+//! (units us, ms, s, m; a bare number is ms); rates are fractions (`0.95`) or percentages
+//! (`95%`). It never computes a figure: it only reads the report.
+
+use crate::report::Report;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    SuccessRate,
+    ErrorRate,
+    Calls,
+    Ok,
+    Failed,
+    Rps,
+    DroppedIterations,
+    SessionsLost,
+    Errors,
+    Latency(Stat),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    P50,
+    P90,
+    P95,
+    P99,
+    P999,
+    Max,
+    Mean,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selector {
+    Tool(String),
+    Op(String),
+    Kind(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criterion {
+    pub text: String,
+    pub metric: Metric,
+    pub selector: Option<Selector>,
+    pub cmp: Cmp,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CriterionResult {
+    pub name: String,
+    pub threshold: String,
+    /// `None` when the run produced no data for it (a tool that was never called).
+    pub observed: Option<f64>,
+    pub passed: bool,
+}
+
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean";
+
+impl Criterion {
+    pub fn parse(text: &str) -> Result<Criterion, String> {
+        let t = text.trim();
+        let op_at = comparison_at(t).ok_or_else(|| {
+            format!("`{t}` has no comparison; expected METRIC OP VALUE, like `p95 < 5s` or `success_rate >= 0.95`")
+        })?;
+        let (lhs, rest) = t.split_at(op_at);
+        let (cmp, rhs) = [("<=", Cmp::Le), (">=", Cmp::Ge), ("==", Cmp::Eq), ("!=", Cmp::Ne), ("<", Cmp::Lt), (">", Cmp::Gt)]
+            .iter()
+            .find_map(|(s, c)| rest.strip_prefix(s).map(|r| (*c, r)))
+            .ok_or_else(|| format!("`{t}`: unknown comparison; use one of < <= > >= == !="))?;
+        let lhs = lhs.trim();
+        let (name, selector) = match lhs.split_once('{') {
+            Some((n, sel)) => {
+                let sel = sel.strip_suffix('}').ok_or_else(|| format!("`{t}`: `{{` without a closing `}}`"))?;
+                let (k, v) = sel.split_once('=').ok_or_else(|| format!("`{t}`: selector `{{{sel}}}` must be KEY=VALUE, like {{tool=echo}}"))?;
+                let v = v.trim().trim_matches('"').to_string();
+                let s = match k.trim() {
+                    "tool" => Selector::Tool(v),
+                    "op" => Selector::Op(v),
+                    "kind" => Selector::Kind(v),
+                    other => return Err(format!("`{t}`: unknown selector key `{other}`; use tool, op or kind")),
+                };
+                (n.trim(), Some(s))
+            }
+            None => (lhs, None),
+        };
+        let metric = match name {
+            "success_rate" => Metric::SuccessRate,
+            "error_rate" => Metric::ErrorRate,
+            "calls" => Metric::Calls,
+            "ok" => Metric::Ok,
+            "failed" => Metric::Failed,
+            "rps" => Metric::Rps,
+            "dropped_iterations" => Metric::DroppedIterations,
+            "sessions_lost" => Metric::SessionsLost,
+            "errors" => Metric::Errors,
+            "p50" | "median" => Metric::Latency(Stat::P50),
+            "p90" => Metric::Latency(Stat::P90),
+            "p95" => Metric::Latency(Stat::P95),
+            "p99" => Metric::Latency(Stat::P99),
+            "p999" | "p99.9" => Metric::Latency(Stat::P999),
+            "max" => Metric::Latency(Stat::Max),
+            "mean" | "avg" => Metric::Latency(Stat::Mean),
+            other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
+        };
+        match (&metric, &selector) {
+            (Metric::Errors, Some(Selector::Kind(_)) | None) => {}
+            (Metric::Errors, _) => return Err(format!("`{t}`: `errors` takes {{kind=...}}")),
+            (_, Some(Selector::Kind(_))) => return Err(format!("`{t}`: {{kind=...}} goes with `errors` only")),
+            (Metric::Rps | Metric::DroppedIterations | Metric::SessionsLost, Some(_)) => {
+                return Err(format!("`{t}`: `{name}` takes no selector"));
+            }
+            _ => {}
+        }
+        let threshold = parse_value(rhs.trim(), &metric).map_err(|e| format!("`{t}`: {e}"))?;
+        Ok(Criterion { text: t.to_string(), metric, selector, cmp, threshold })
+    }
+
+    /// The observed figure, from the report; `None` when there is no data.
+    pub fn observe(&self, r: &Report) -> Option<f64> {
+        let ops = |sel: &Option<Selector>| -> Option<crate::report::OpFigures> {
+            match sel {
+                None => Some(r.overall_figures()),
+                Some(Selector::Tool(t)) => r.latency_ms.by_tool.get(t).cloned(),
+                Some(Selector::Op(o)) => r.latency_ms.by_operation.get(o).cloned(),
+                Some(Selector::Kind(_)) => None,
+            }
+        };
+        match self.metric {
+            Metric::SuccessRate => ops(&self.selector).filter(|f| f.calls > 0).map(|f| f.ok as f64 / f.calls as f64),
+            Metric::ErrorRate => ops(&self.selector).filter(|f| f.calls > 0).map(|f| f.failed as f64 / f.calls as f64),
+            Metric::Calls => ops(&self.selector).map(|f| f.calls as f64),
+            Metric::Ok => ops(&self.selector).map(|f| f.ok as f64),
+            Metric::Failed => ops(&self.selector).map(|f| f.failed as f64),
+            Metric::Rps => Some(r.totals.rps),
+            Metric::DroppedIterations => Some(r.totals.dropped_iterations as f64),
+            Metric::SessionsLost => Some(r.totals.sessions_lost as f64),
+            Metric::Errors => Some(match &self.selector {
+                Some(Selector::Kind(k)) => r
+                    .errors
+                    .iter()
+                    .filter(|e| &e.kind == k || e.family == *k)
+                    .map(|e| e.count as f64)
+                    .sum(),
+                _ => r.errors.iter().map(|e| e.count as f64).sum(),
+            }),
+            Metric::Latency(stat) => ops(&self.selector).filter(|f| f.latency.count > 0).map(|f| {
+                let l = &f.latency;
+                match stat {
+                    Stat::P50 => l.p50,
+                    Stat::P90 => l.p90,
+                    Stat::P95 => l.p95,
+                    Stat::P99 => l.p99,
+                    Stat::P999 => l.p999,
+                    Stat::Max => l.max,
+                    Stat::Mean => l.mean,
+                }
+            }),
+        }
+    }
+
+    pub fn evaluate(&self, r: &Report) -> CriterionResult {
+        let observed = self.observe(r);
+        let passed = observed.is_some_and(|v| match self.cmp {
+            Cmp::Lt => v < self.threshold,
+            Cmp::Le => v <= self.threshold,
+            Cmp::Gt => v > self.threshold,
+            Cmp::Ge => v >= self.threshold,
+            Cmp::Eq => (v - self.threshold).abs() < 1e-9,
+            Cmp::Ne => (v - self.threshold).abs() >= 1e-9,
+        });
+        let (name, threshold) = match comparison_at(&self.text) {
+            Some(i) => (self.text[..i].trim().to_string(), self.text[i..].trim().to_string()),
+            None => (self.text.clone(), String::new()),
+        };
+        CriterionResult { name, threshold, observed, passed }
+    }
+}
+
+/// Where the comparison starts: the first `<>=!` after any `{selector}`.
+fn comparison_at(t: &str) -> Option<usize> {
+    let from = t.find('}').map(|i| i + 1).unwrap_or(0);
+    t[from..].find(['<', '>', '=', '!']).map(|i| i + from)
+}
+
+fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(num_end);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let unit = unit.trim();
+    match metric {
+        Metric::Latency(_) => match unit {
+            "" | "ms" => Ok(n),
+            "us" | "µs" => Ok(n / 1000.0),
+            "s" => Ok(n * 1000.0),
+            "m" | "min" => Ok(n * 60_000.0),
+            other => Err(format!("unknown time unit `{other}`; use us, ms, s or m")),
+        },
+        Metric::SuccessRate | Metric::ErrorRate => match unit {
+            "" if (0.0..=1.0).contains(&n) => Ok(n),
+            "" => Err(format!("a rate is a fraction from 0 to 1 (or a percentage like `{n}%`), found {n}")),
+            "%" => Ok(n / 100.0),
+            other => Err(format!("unknown unit `{other}` for a rate; use a fraction or %")),
+        },
+        _ if unit.is_empty() => Ok(n),
+        _ => Err(format!("`{unit}` is not a unit for this metric; give a plain number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_criteria() {
+        let c = Criterion::parse("success_rate >= 0.95").unwrap();
+        assert_eq!((c.metric, c.cmp, c.threshold), (Metric::SuccessRate, Cmp::Ge, 0.95));
+        let c = Criterion::parse("p95 < 5s").unwrap();
+        assert_eq!((c.metric, c.threshold), (Metric::Latency(Stat::P95), 5000.0));
+        let c = Criterion::parse("p99{tool=echo} <= 250us").unwrap();
+        assert_eq!(c.selector, Some(Selector::Tool("echo".into())));
+        assert_eq!(c.threshold, 0.25);
+        let c = Criterion::parse("errors{kind=timeout} == 0").unwrap();
+        assert_eq!(c.selector, Some(Selector::Kind("timeout".into())));
+        assert_eq!(Criterion::parse("error_rate < 1%").unwrap().threshold, 0.01);
+    }
+
+    #[test]
+    fn bad_criteria_say_what_is_expected() {
+        for (bad, hint) in [
+            ("p95 5s", "no comparison"),
+            ("p96 < 5s", "unknown metric"),
+            ("p95 < 5h", "unknown time unit"),
+            ("success_rate >= 95", "fraction"),
+            ("p95{host=a} < 1s", "unknown selector"),
+            ("rps{tool=echo} > 1", "takes no selector"),
+        ] {
+            let e = Criterion::parse(bad).unwrap_err();
+            assert!(e.contains(hint), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! JSON-RPC 2.0 messages as MCP uses them, typed at the edge.
+//!
+//! The load path builds requests itself (not through rmcp) because it needs exact control of
+//! bytes and timing; these are the few types it needs. Nothing here does I/O.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A request or notification we send. `id: None` makes it a notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outgoing<'a> {
+    pub jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<&'a Value>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub fn request(id: u64, method: &'a str, params: Option<&'a Value>) -> Self {
+        Self { jsonrpc: "2.0", id: Some(id), method, params }
+    }
+    pub fn notification(method: &'a str, params: Option<&'a Value>) -> Self {
+        Self { jsonrpc: "2.0", id: None, method, params }
+    }
+}
+
+/// The error object of a JSON-RPC error response.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// Any message a server sends us: a response (to one of our ids), a notification, or a
+/// request of its own (ping, sampling, ...). Classified by which fields are present.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Incoming {
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: Option<Value>,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<RpcError>,
+}
+
+#[derive(Debug)]
+pub enum Classified {
+    /// A response to our request `id`.
+    Response { id: u64, outcome: Result<Value, RpcError> },
+    /// The server asks us something; we must answer (ping) or refuse.
+    ServerRequest { id: Value, method: String },
+    Notification,
+    /// Valid JSON but not a JSON-RPC message we can place.
+    Invalid(String),
+}
+
+impl Incoming {
+    pub fn classify(self) -> Classified {
+        match (self.id, self.method) {
+            (Some(id), Some(method)) => Classified::ServerRequest { id, method },
+            (None, Some(_)) => Classified::Notification,
+            (Some(id), None) => {
+                let Some(id) = id.as_u64() else {
+                    return Classified::Invalid(format!("response id {id} is not one we sent"));
+                };
+                match (self.result, self.error) {
+                    (_, Some(e)) => Classified::Response { id, outcome: Err(e) },
+                    (Some(r), None) => Classified::Response { id, outcome: Ok(r) },
+                    (None, None) => Classified::Invalid(format!(
+                        "response {id} has neither `result` nor `error`"
+                    )),
+                }
+            }
+            (None, None) => {
+                if let Some(e) = self.error {
+                    // A JSON-RPC error with a null id: the server could not read our request.
+                    return Classified::Invalid(format!(
+                        "error without id: {} ({})",
+                        e.message, e.code
+                    ));
+                }
+                Classified::Invalid("message has neither `id` nor `method`".into())
+            }
+        }
+    }
+}
+
+/// The answer we give to a server's own request: `{}` for ping, method-not-found otherwise
+/// (we advertise no client capabilities, so sampling/elicitation/roots are refused).
+pub fn answer_server_request(id: &Value, method: &str) -> Value {
+    if method == "ping" {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}})
+    } else {
+        serde_json::json!({"jsonrpc": "2.0", "id": id,
+            "error": {"code": -32601, "message": format!("mcpstorm does not support {method}")}})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(s: &str) -> Classified {
+        serde_json::from_str::<Incoming>(s).unwrap().classify()
+    }
+
+    #[test]
+    fn classifies_every_shape() {
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":3,"result":{"x":1}}"#),
+            Classified::Response { id: 3, outcome: Ok(_) }
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"no"}}"#),
+            Classified::Response { id: 4, outcome: Err(RpcError { code: -32601, .. }) }
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
+            Classified::Notification
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#),
+            Classified::ServerRequest { .. }
+        ));
+        assert!(matches!(classify(r#"{"jsonrpc":"2.0","id":5}"#), Classified::Invalid(_)));
+        assert!(matches!(classify(r#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Classified::Invalid(_)));
+    }
+
+    #[test]
+    fn serializes_notifications_without_id() {
+        let s = serde_json::to_string(&Outgoing::notification("notifications/initialized", None)).unwrap();
+        assert_eq!(s, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    }
+}

@@ -1,0 +1,25 @@
+//! mcpstorm: stress-tests MCP servers and proves whether they survive production.
+//!
+//! The flow of one run: scenario → plan → preflight → workload (sessions over transports)
+//! → recorder → report + criteria → verdict. `cli` parses the command line and calls into
+//! the rest; `main.rs` only maps the outcome to an exit code, so tests run the whole tool
+//! in-process.
+
+pub mod check;
+pub mod cli;
+pub mod criteria;
+pub mod error;
+pub mod jsonrpc;
+pub mod live;
+pub mod metrics;
+pub mod report;
+pub mod run;
+pub mod scenario;
+#[path = "server_stub.rs"]
+pub mod server;
+pub mod session;
+pub mod target;
+pub(crate) mod transport;
+pub mod workload;
+
+pub use transport::stdio::StdioSpec;

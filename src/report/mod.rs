@@ -1,0 +1,164 @@
+//! The report: the run's figures in the versioned JSON contract of DESIGN.md, and the ways
+//! to show it (the final summary table here; JSON written by `write_json`).
+//!
+//! The report is filled from the recorder once, at the end; nothing here computes a figure
+//! that the recorder did not produce.
+
+pub mod summary;
+
+use crate::criteria::CriterionResult;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub scenario: serde_json::Value,
+    pub target: TargetReport,
+    pub totals: Totals,
+    pub latency_ms: LatencyReport,
+    pub errors: Vec<ErrorReport>,
+    pub series: Vec<SecondPoint>,
+    #[serde(default)]
+    pub faults: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub recoveries: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub checks: serde_json::Value,
+    #[serde(default)]
+    pub security: Vec<serde_json::Value>,
+    pub client: ClientReport,
+    pub warnings: Vec<String>,
+    pub criteria: Vec<CriterionResult>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TargetReport {
+    pub transport: String,
+    pub description: String,
+    pub server_name: String,
+    pub server_version: String,
+    pub protocol_version: String,
+    pub capabilities: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Totals {
+    pub calls: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub success_rate: f64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub dropped_iterations: u64,
+    pub sessions_opened: u64,
+    pub sessions_lost: u64,
+}
+
+/// Latency percentiles in milliseconds, over successful calls.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// Counts and latency of one operation or tool.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct OpFigures {
+    pub calls: u64,
+    pub ok: u64,
+    pub failed: u64,
+    #[serde(flatten)]
+    pub latency: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct LatencyReport {
+    pub overall: Percentiles,
+    /// By MCP method: `tools/call`, `tools/list`, `ping`, ...
+    pub by_operation: BTreeMap<String, OpFigures>,
+    /// By tool name, for `tools/call`.
+    pub by_tool: BTreeMap<String, OpFigures>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// Stable key: `timeout`, `http_503`, `jsonrpc_-32602`, `tool_error`, ...
+    pub kind: String,
+    /// `http_status` or `jsonrpc` for keys with a code, else empty.
+    #[serde(default)]
+    pub family: String,
+    pub count: u64,
+    pub samples: Vec<ErrorSample>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorSample {
+    pub at_s: f64,
+    pub operation: String,
+    pub message: String,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SecondPoint {
+    pub t: u64,
+    pub calls: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub active_sessions: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rss_mb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu_pct: Option<f64>,
+}
+
+/// mcpstorm's own cost, to tell when the client and not the server was the limit.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ClientReport {
+    pub cpu_seconds: f64,
+    pub cpu_us_per_call: f64,
+    /// CPU seconds over wall seconds times cores: 1.0 means every core was busy.
+    pub cpu_utilization: f64,
+    pub cores: usize,
+    pub max_rss_mb: f64,
+}
+
+impl Report {
+    pub fn overall_figures(&self) -> OpFigures {
+        OpFigures {
+            calls: self.totals.calls,
+            ok: self.totals.ok,
+            failed: self.totals.failed,
+            latency: self.latency_ms.overall.clone(),
+        }
+    }
+
+    pub fn write_json(&self, path: &Path) -> Result<(), crate::error::Error> {
+        let io = |source| crate::error::Error::Io { what: format!("writing {}", path.display()), source };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        std::fs::write(path, json).map_err(io)
+    }
+}

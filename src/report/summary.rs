@@ -1,0 +1,107 @@
+//! The final summary table printed after a run: totals, per-operation latency, errors with
+//! a sample each, mcpstorm's own cost, criteria and the verdict. Reads the report only.
+
+use super::{OpFigures, Report, Verdict};
+use std::fmt::Write;
+
+pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
+    let mut s = String::new();
+    let t = &r.target;
+    let name = r.scenario.get("name").and_then(|v| v.as_str()).unwrap_or("scenario");
+    let _ = writeln!(s, "\nmcpstorm {}: {} against {}", r.tool_version, name, t.description);
+    let _ = writeln!(
+        s,
+        "server {} {} over {}, protocol {}",
+        t.server_name, t.server_version, t.transport, t.protocol_version
+    );
+    let tot = &r.totals;
+    let _ = writeln!(
+        s,
+        "{:.1}s  {} calls  {} ok ({:.2}%)  {} failed  {:.1} calls/s  {} dropped  {} sessions opened, {} lost",
+        r.duration_s,
+        tot.calls,
+        tot.ok,
+        tot.success_rate * 100.0,
+        tot.failed,
+        tot.rps,
+        tot.dropped_iterations,
+        tot.sessions_opened,
+        tot.sessions_lost
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<34} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "operation (latency ms, ok calls)", "calls", "ok %", "p50", "p90", "p95", "p99", "p99.9", "max"
+    );
+    let mut row = |label: &str, f: &OpFigures| {
+        let ok = if f.calls == 0 { 0.0 } else { f.ok as f64 * 100.0 / f.calls as f64 };
+        let l = &f.latency;
+        let _ = writeln!(
+            s,
+            "{:<34} {:>9} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            fit(label, 34),
+            f.calls,
+            ok,
+            l.p50,
+            l.p90,
+            l.p95,
+            l.p99,
+            l.p999,
+            l.max
+        );
+    };
+    for (tool, f) in &r.latency_ms.by_tool {
+        row(&format!("tools/call {tool}"), f);
+    }
+    for (op, f) in r.latency_ms.by_operation.iter().filter(|(k, _)| k.as_str() != "tools/call") {
+        row(op, f);
+    }
+    row("all", &r.overall_figures());
+    if !r.errors.is_empty() {
+        let _ = writeln!(s, "\nerrors:");
+        for e in &r.errors {
+            let sample = e.samples.first().map(|x| format!("{}: {}", x.operation, x.message)).unwrap_or_default();
+            let _ = writeln!(s, "  {:<18} {:>8}  e.g. {}", e.kind, e.count, crate::error::excerpt(&sample, 110));
+        }
+    }
+    let c = &r.client;
+    let _ = writeln!(
+        s,
+        "\nmcpstorm itself: {:.2} CPU s ({:.1} us/call), {:.0}% of {} cores, peak RSS {:.0} MB",
+        c.cpu_seconds,
+        c.cpu_us_per_call,
+        c.cpu_utilization * 100.0,
+        c.cores,
+        c.max_rss_mb
+    );
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(s, "\ncriteria:");
+    for c in &r.criteria {
+        let observed = c.observed.map(|v| format!("{v:.4}")).unwrap_or_else(|| "no data".into());
+        let _ = writeln!(
+            s,
+            "  {}  {} {}   (observed {})",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.threshold,
+            observed
+        );
+    }
+    let _ = writeln!(s, "\nverdict: {}", if r.verdict == Verdict::Pass { "PASS" } else { "FAIL" });
+    if let Some(p) = report_path {
+        let _ = writeln!(s, "report:  {}", p.display());
+    }
+    s
+}
+
+/// Cut a label to a column width, marking the cut.
+fn fit(label: &str, width: usize) -> String {
+    if label.chars().count() <= width {
+        return label.to_string();
+    }
+    let mut s: String = label.chars().take(width - 1).collect();
+    s.push('…');
+    s
+}

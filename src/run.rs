@@ -1,0 +1,290 @@
+//! One run, start to verdict: plan, preflight, (start the embedded target), drive the
+//! workload, then build the report from the recorder, evaluate the criteria and write it.
+//!
+//! This is the only place that wires the parts together; each part stays ignorant of the
+//! others. Every task started here is cancelled and awaited before `run` returns.
+
+use crate::check::{diagnose, list_all};
+use crate::criteria::Criterion;
+use crate::error::Error;
+use crate::metrics::process::{ProcSampler, self_usage};
+use crate::metrics::Recorder;
+use crate::report::{ClientReport, LatencyReport, Report, TargetReport, Totals, Verdict};
+use crate::scenario::{Overrides, Plan};
+use crate::target::{Connector, EmbeddedServer, TargetSpec};
+use crate::transport::stdio::{StderrLog, StdioSpec};
+use crate::workload::template::RandomPool;
+use crate::workload::vu::Shared;
+use crate::workload::{Mix, executor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub const PRESETS: &[(&str, &str)] = &[("quickstart", include_str!("../presets/quickstart.toml"))];
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub scenario: Option<PathBuf>,
+    pub preset: Option<String>,
+    pub overrides: Overrides,
+    pub out: PathBuf,
+    pub progress: bool,
+    pub progress_interval: Duration,
+    pub server_exe: Option<PathBuf>,
+}
+
+/// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
+pub fn plan(opts: &RunOptions) -> Result<Plan, Error> {
+    let result = match (&opts.scenario, &opts.preset) {
+        (Some(_), Some(_)) => return Err(Error::Usage("give a scenario file or --preset, not both".into())),
+        (Some(path), None) => crate::scenario::load(path, &opts.overrides),
+        (None, preset) => {
+            let name = preset.as_deref().unwrap_or("quickstart");
+            let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) else {
+                let known: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                return Err(Error::Usage(format!("--preset `{name}` is not known; presets: {}", known.join(", "))));
+            };
+            crate::scenario::parse(text, &format!("preset `{name}`"), None, &opts.overrides)
+        }
+    };
+    result.map_err(|p| Error::Usage(p.to_string().trim_end().to_string()))
+}
+
+pub async fn run(opts: RunOptions) -> Result<Report, Error> {
+    let plan = plan(&opts)?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|source| Error::Io { what: format!("creating the output folder {} (--out)", opts.out.display()), source })?;
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+
+    // The target: start the embedded server if that is what the plan names.
+    let exe = crate::target::server_exe(opts.server_exe.as_deref());
+    let mut embedded = None;
+    let target = match &plan.target {
+        TargetSpec::Embedded { stdio: false } => {
+            let server = EmbeddedServer::start(&exe, Some(&opts.out.join("embedded-server.log")))
+                .await
+                .map_err(|e| Error::Target(diagnose(&plan.target.describe(), &e, plan.workload.timeout)))?;
+            let spec = TargetSpec::Http { url: server.url.clone(), headers: Default::default() };
+            embedded = Some(server);
+            spec
+        }
+        TargetSpec::Embedded { stdio: true } => TargetSpec::Stdio(StdioSpec {
+            command: exe.display().to_string(),
+            args: vec!["serve".into(), "--stdio".into()],
+            env: Default::default(),
+            cwd: None,
+        }),
+        other => other.clone(),
+    };
+    let stderr_log = match &target {
+        TargetSpec::Stdio(_) => {
+            let path = opts.out.join("target-stderr.log");
+            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io { what: format!("creating {}", path.display()), source })?)
+        }
+        _ => Arc::new(StderrLog::default()),
+    };
+    let max_sessions = plan.workload.executor.max_sessions();
+    let connector = Arc::new(
+        Connector::new(&target, &plan.protocol_version, plan.workload.timeout, stderr_log, max_sessions)
+            .map_err(Error::Usage)?,
+    );
+
+    // Preflight: one session must work before any load, or the run ends with one cause.
+    let describe = plan.target.describe();
+    let mut first = connector
+        .open()
+        .await
+        .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
+    let info = first.info.clone();
+    let mix = match &plan.mix {
+        Some(specs) => Mix::from_specs(specs),
+        None => {
+            let tools = list_all(&mut first, "tools/list", "tools", plan.workload.timeout)
+                .await
+                .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
+            Mix::discovered(&tools, &plan.workload).map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
+        }
+    };
+    first.close().await;
+    let pool = RandomPool::new(plan.mix.as_deref().map(Mix::max_random).unwrap_or(0));
+    let mut warnings: Vec<String> = mix.skipped.iter().map(|s| format!("skipped tool {s}")).collect();
+
+    let started = Instant::now();
+    let recorder = Arc::new(Recorder::new(started));
+    let shared = Arc::new(Shared {
+        connector: connector.clone(),
+        recorder: recorder.clone(),
+        mix,
+        timeout: plan.workload.timeout,
+        think_time: plan.workload.think_time,
+        churn_every: plan.workload.churn_every,
+        graceful_stop: plan.workload.graceful_stop,
+        pool,
+        seq: AtomicU64::new(0),
+        stop: CancellationToken::new(),
+        abort: CancellationToken::new(),
+    });
+    let total = plan.workload.executor.total_duration();
+    let background = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(ticker(recorder.clone(), embedded.as_ref().and_then(EmbeddedServer::pid), background.clone()));
+    if opts.progress {
+        eprintln!("mcpstorm: {} against {} for {:?}; progress every {:?}", plan.name, describe, total, opts.progress_interval);
+        tasks.spawn(crate::live::progress(recorder.clone(), opts.progress_interval, total, background.clone()));
+    }
+    tasks.spawn(interrupts(shared.stop.clone(), shared.abort.clone(), background.clone()));
+
+    let (cpu_before, _) = self_usage();
+    executor::run(shared.clone(), &plan.workload.executor).await;
+    let wall = started.elapsed();
+    let (cpu_after, max_rss_mb) = self_usage();
+    recorder.tick(None);
+    background.cancel();
+    while tasks.join_next().await.is_some() {}
+    connector.flush_logs();
+    if let Some(server) = embedded.take() {
+        drop(server);
+    }
+    let interrupted = shared.stop.is_cancelled() && wall + Duration::from_millis(200) < total;
+    if interrupted {
+        warnings.push(format!("the run was interrupted after {:.1}s of {:?}", wall.as_secs_f64(), total));
+    }
+
+    let report = build_report(&plan, &recorder, &connector, &info, started_at, wall, cpu_after - cpu_before, max_rss_mb, warnings);
+    let path = opts.out.join("report.json");
+    report.write_json(&path)?;
+    println!("{}", crate::report::summary::render(&report, Some(&path)));
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    plan: &Plan,
+    recorder: &Recorder,
+    connector: &Connector,
+    info: &crate::session::ServerInfo,
+    started_at: String,
+    wall: Duration,
+    cpu_seconds: f64,
+    max_rss_mb: f64,
+    mut warnings: Vec<String>,
+) -> Report {
+    let (calls, ok, failed) = recorder.totals();
+    let secs = wall.as_secs_f64().max(1e-9);
+    let (by_operation, by_tool) = recorder.by_operation_and_tool();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let client = ClientReport {
+        cpu_seconds,
+        cpu_us_per_call: if calls == 0 { 0.0 } else { cpu_seconds * 1e6 / calls as f64 },
+        cpu_utilization: cpu_seconds / (secs * cores as f64),
+        cores,
+        max_rss_mb,
+    };
+    if client.cpu_utilization > 0.8 {
+        warnings.push(format!(
+            "mcpstorm used {:.0}% of all {} cores: the client, not the server, may have been the bottleneck; run mcpstorm on another machine or lower the load",
+            client.cpu_utilization * 100.0,
+            cores
+        ));
+    }
+    let dropped = recorder.dropped_iterations();
+    if dropped > 0 {
+        warnings.push(format!(
+            "{dropped} iterations were dropped: every VU was busy when they were due; the server is slower than the arrival rate, or raise workload.max_in_flight"
+        ));
+    }
+    if calls == 0 {
+        warnings.push("no call completed: the run is too short or the server never answered".into());
+    }
+    let mut report = Report {
+        schema_version: crate::report::SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        duration_s: secs,
+        scenario: plan.resolved.clone(),
+        target: TargetReport {
+            transport: plan.target.transport_name().to_string(),
+            description: plan.target.describe(),
+            server_name: info.name.clone(),
+            server_version: info.version.clone(),
+            protocol_version: info.protocol_version.clone(),
+            capabilities: info.capabilities.clone(),
+        },
+        totals: Totals {
+            calls,
+            ok,
+            failed,
+            success_rate: if calls == 0 { 0.0 } else { ok as f64 / calls as f64 },
+            error_rate: if calls == 0 { 0.0 } else { failed as f64 / calls as f64 },
+            rps: calls as f64 / secs,
+            dropped_iterations: dropped,
+            sessions_opened: connector.sessions_opened(),
+            sessions_lost: recorder.sessions_lost(),
+        },
+        latency_ms: LatencyReport { overall: recorder.overall(), by_operation, by_tool },
+        errors: recorder.errors(),
+        series: recorder.series(),
+        faults: vec![],
+        recoveries: vec![],
+        checks: serde_json::json!({}),
+        security: vec![],
+        client,
+        warnings,
+        criteria: vec![],
+        verdict: Verdict::Fail,
+    };
+    let default_criteria;
+    let criteria: &[Criterion] = if plan.criteria.is_empty() {
+        // A load test that passes with every call failing helps nobody: with no criteria
+        // given, hold the run to the seeds' floor.
+        default_criteria = vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")];
+        &default_criteria
+    } else {
+        &plan.criteria
+    };
+    report.criteria = criteria.iter().map(|c| c.evaluate(&report)).collect();
+    report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) { Verdict::Pass } else { Verdict::Fail };
+    report
+}
+
+/// Close a point of the per-second series every second, with the target's RSS and CPU
+/// when we know its pid.
+async fn ticker(recorder: Arc<Recorder>, pid: Option<u32>, cancel: CancellationToken) {
+    let mut sampler = pid.map(ProcSampler::new);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let sample = sampler.as_mut().and_then(ProcSampler::sample);
+        recorder.tick(sample);
+    }
+}
+
+/// Ctrl-C once: stop starting iterations and finish cleanly (the report is still written).
+/// Twice: abort what is in flight.
+async fn interrupts(stop: CancellationToken, abort: CancellationToken, cancel: CancellationToken) {
+    for token in [stop, abort] {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                if r.is_err() {
+                    return;
+                }
+                eprintln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
+                token.cancel();
+            }
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Where a relative output folder lands: beside the current directory.
+pub fn default_out() -> PathBuf {
+    Path::new("mcpstorm-out").to_path_buf()
+}

@@ -1,0 +1,272 @@
+//! The target: which server to reach and how. Opens sessions for the workload (`Connector`)
+//! and starts the embedded reference server when no other target is named.
+//!
+//! It never decides what to send; it only knows how to get a live session.
+
+use crate::error::CallError;
+use crate::session::Session;
+use crate::transport::http::HttpTransport;
+use crate::transport::stdio::{StderrLog, StdioSpec, StdioTransport};
+use crate::transport::{AnyTransport, http};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+/// A validated target, as the plan holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "transport", rename_all = "snake_case")]
+pub enum TargetSpec {
+    /// The reference server of this binary, over HTTP or stdio.
+    Embedded { stdio: bool },
+    Stdio(StdioSpec),
+    Http {
+        url: String,
+        #[serde(serialize_with = "redacted")]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+fn redacted<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    let shown: BTreeMap<&str, String> = h
+        .iter()
+        .map(|(k, v)| {
+            let secret = ["authorization", "cookie", "x-api-key"].contains(&k.to_ascii_lowercase().as_str());
+            (k.as_str(), if secret { "<redacted>".to_string() } else { v.clone() })
+        })
+        .collect();
+    shown.serialize(s)
+}
+
+impl TargetSpec {
+    /// Parse `--target`: `embedded`, `embedded-stdio`, an http(s) URL, or `stdio:COMMAND ARGS`.
+    pub fn parse_flag(s: &str, headers: &[String]) -> Result<TargetSpec, String> {
+        let headers = parse_headers(headers)?;
+        if s == "embedded" {
+            return Ok(TargetSpec::Embedded { stdio: false });
+        }
+        if s == "embedded-stdio" {
+            return Ok(TargetSpec::Embedded { stdio: true });
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            reqwest::Url::parse(s).map_err(|e| format!("--target `{s}` is not a valid URL: {e}"))?;
+            return Ok(TargetSpec::Http { url: s.to_string(), headers });
+        }
+        if let Some(cmd) = s.strip_prefix("stdio:") {
+            let words = shlex::split(cmd)
+                .ok_or_else(|| format!("--target `{s}`: the command has unbalanced quotes"))?;
+            let (command, args) = words.split_first().ok_or_else(|| {
+                format!("--target `{s}`: no command after `stdio:` (example: stdio:python3 server.py)")
+            })?;
+            return Ok(TargetSpec::Stdio(StdioSpec {
+                command: command.clone(),
+                args: args.to_vec(),
+                env: BTreeMap::new(),
+                cwd: None,
+            }));
+        }
+        Err(format!(
+            "--target `{s}` is not a target: expected `embedded`, `embedded-stdio`, an http:// or https:// URL, or `stdio:COMMAND ARGS`"
+        ))
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            TargetSpec::Embedded { stdio: true } | TargetSpec::Stdio(_) => "stdio",
+            TargetSpec::Embedded { stdio: false } | TargetSpec::Http { .. } => "streamable_http",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            TargetSpec::Embedded { stdio: false } => "embedded reference server (HTTP)".into(),
+            TargetSpec::Embedded { stdio: true } => "embedded reference server (stdio)".into(),
+            TargetSpec::Stdio(s) => format!("stdio: {}", s.display()),
+            TargetSpec::Http { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// `Name: value` header flags into a map; the error names the flag.
+pub fn parse_headers(raw: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for h in raw {
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(format!("--header `{h}` has no `:`; expected `Name: value`"));
+        };
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+pub fn header_map(headers: &BTreeMap<String, String>, key: &str) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("{key}: `{k}` is not a valid HTTP header name"))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| format!("{key}: the value of `{k}` is not a valid HTTP header value"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// The reference server started as a child process of this run; ended on drop.
+pub struct EmbeddedServer {
+    child: tokio::process::Child,
+    pub url: String,
+}
+
+impl EmbeddedServer {
+    pub async fn start(exe: &Path, log: Option<&Path>) -> Result<EmbeddedServer, CallError> {
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        match log.map(std::fs::File::create) {
+            Some(Ok(f)) => cmd.stderr(f),
+            _ => cmd.stderr(std::process::Stdio::null()),
+        };
+        let command = format!("{} serve --port 0", exe.display());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| CallError::Spawn { command: command.clone(), detail: e.to_string() })?;
+        let stdout = child.stdout.take().ok_or_else(|| CallError::Spawn {
+            command: command.clone(),
+            detail: "no stdout pipe".into(),
+        })?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+        let url = match first {
+            Ok(Ok(Some(line))) => line.split("listening on ").nth(1).map(str::to_string),
+            _ => None,
+        };
+        match url {
+            Some(url) => Ok(EmbeddedServer { child, url }),
+            None => {
+                let code = child.try_wait().ok().flatten().and_then(|s| s.code());
+                let _ = child.kill().await;
+                Err(CallError::ProcessExited { code, stderr_tail: vec![] })
+            }
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// Where the reference server binary is: `MCPSTORM_EXE`, else this executable.
+pub fn server_exe(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("MCPSTORM_EXE") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mcpstorm"))
+}
+
+enum Wire {
+    Stdio(StdioSpec),
+    Http { client: reqwest::Client, url: reqwest::Url, headers: HeaderMap },
+}
+
+/// Opens sessions to one target. Shared by every virtual user of a run.
+pub struct Connector {
+    wire: Wire,
+    protocol_version: String,
+    handshake_timeout: Duration,
+    stderr_log: Arc<StderrLog>,
+    opened: AtomicU64,
+}
+
+impl Connector {
+    /// `spec` must not be `Embedded` any more: the caller resolved it to what it started.
+    pub fn new(
+        spec: &TargetSpec,
+        protocol_version: &str,
+        handshake_timeout: Duration,
+        stderr_log: Arc<StderrLog>,
+        pool_size: usize,
+    ) -> Result<Connector, String> {
+        let wire = match spec {
+            TargetSpec::Stdio(s) => Wire::Stdio(s.clone()),
+            TargetSpec::Http { url, headers } => Wire::Http {
+                client: http::client(pool_size),
+                url: reqwest::Url::parse(url).map_err(|e| format!("target url `{url}`: {e}"))?,
+                headers: header_map(headers, "target headers")?,
+            },
+            TargetSpec::Embedded { .. } => {
+                return Err("internal: the embedded target must be started first".into());
+            }
+        };
+        Ok(Connector {
+            wire,
+            protocol_version: protocol_version.to_string(),
+            handshake_timeout,
+            stderr_log,
+            opened: AtomicU64::new(0),
+        })
+    }
+
+    /// Open a transport and run the handshake.
+    pub async fn open(&self) -> Result<Session, CallError> {
+        let n = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        let transport = match &self.wire {
+            Wire::Stdio(spec) => {
+                AnyTransport::Stdio(StdioTransport::spawn(spec, self.stderr_log.clone(), n).await?)
+            }
+            Wire::Http { client, url, headers } => {
+                AnyTransport::Http(HttpTransport::new(client.clone(), url.clone(), headers.clone()))
+            }
+        };
+        Session::handshake(transport, &self.protocol_version, self.handshake_timeout).await
+    }
+
+    pub fn sessions_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub fn flush_logs(&self) {
+        self.stderr_log.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_target_form() {
+        assert_eq!(TargetSpec::parse_flag("embedded", &[]).unwrap(), TargetSpec::Embedded { stdio: false });
+        let TargetSpec::Stdio(s) = TargetSpec::parse_flag("stdio:python3 'my server.py' -v", &[]).unwrap() else {
+            panic!("not stdio")
+        };
+        assert_eq!(s.command, "python3");
+        assert_eq!(s.args, vec!["my server.py", "-v"]);
+        let h = vec!["Authorization: Bearer abc".to_string()];
+        let TargetSpec::Http { headers, .. } = TargetSpec::parse_flag("http://127.0.0.1:1/mcp", &h).unwrap() else {
+            panic!("not http")
+        };
+        assert_eq!(headers["Authorization"], "Bearer abc");
+        let err = TargetSpec::parse_flag("server.py", &[]).unwrap_err();
+        assert!(err.contains("--target"), "{err}");
+        assert!(TargetSpec::parse_flag("stdio:", &[]).unwrap_err().contains("no command"));
+        assert!(parse_headers(&["NoColon".into()]).unwrap_err().contains("--header"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_reports() {
+        let mut headers = BTreeMap::new();
+        headers.insert("Authorization".to_string(), "Bearer secret".to_string());
+        let spec = TargetSpec::Http { url: "http://127.0.0.1:1/mcp".into(), headers };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+    }
+}

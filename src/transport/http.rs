@@ -1,0 +1,236 @@
+//! Streamable HTTP: every message is a POST; the answer comes back as a JSON body or as an
+//! SSE stream; the server may give us an `Mcp-Session-Id` that every later request carries.
+//!
+//! One `reqwest::Client` (and so one connection pool) is shared by all sessions of a run.
+//! A 404 on a request that carried a session id means the server forgot the session: that is
+//! `SessionLost`, and the session above re-initializes. This file never retries.
+
+use super::sse::{Decoder, Event};
+use super::{Step, Transport, step};
+use crate::error::{CallError, excerpt};
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use serde_json::Value;
+use std::time::Duration;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// The shared HTTP client for a run, tuned for many concurrent sessions on one host.
+pub fn client(pool_size: usize) -> reqwest::Client {
+    // rustls needs one process-wide crypto provider; a second install attempt is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(pool_size.max(1))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+pub(crate) struct HttpTransport {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+    decoder_events: Vec<Event>,
+}
+
+impl HttpTransport {
+    pub fn new(client: reqwest::Client, url: reqwest::Url, headers: HeaderMap) -> Self {
+        Self {
+            client,
+            url,
+            headers,
+            session_id: None,
+            protocol_version: None,
+            decoder_events: Vec::new(),
+        }
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    async fn post(&mut self, body: Vec<u8>) -> Result<reqwest::Response, CallError> {
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream");
+        if let Some(sid) = &self.session_id {
+            req = req.header(HeaderName::from_static(SESSION_HEADER), sid.clone());
+        }
+        if let Some(v) = &self.protocol_version {
+            req = req.header(HeaderName::from_static(VERSION_HEADER), v.clone());
+        }
+        let resp = req.body(body).send().await.map_err(|e| classify(&e, &self.url))?;
+        if let Some(sid) = resp.headers().get(SESSION_HEADER) {
+            self.session_id = Some(sid.clone());
+        }
+        Ok(resp)
+    }
+
+    /// A non-success status as an error; a 404 on a known session is `SessionLost`.
+    async fn status_error(&self, resp: reqwest::Response, had_session: bool) -> CallError {
+        let status = resp.status().as_u16();
+        if status == 404 && had_session {
+            return CallError::SessionLost {
+                session_id: self.session_id().unwrap_or_default().to_string(),
+            };
+        }
+        let www_authenticate = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.text().await.unwrap_or_default();
+        CallError::HttpStatus { status, body: excerpt(&body, 300), www_authenticate }
+    }
+
+    async fn read_sse(&mut self, resp: reqwest::Response, id: u64) -> Result<Value, CallError> {
+        let mut decoder = Decoder::default();
+        let mut stream = resp.bytes_stream();
+        let mut events = std::mem::take(&mut self.decoder_events);
+        let result = loop {
+            let Some(chunk) = stream.next().await else {
+                break Err(CallError::Protocol {
+                    detail: format!("the SSE stream ended before the response to request {id}"),
+                });
+            };
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => break Err(classify(&e, &self.url)),
+            };
+            decoder.feed(&chunk, &mut events);
+            let mut done = None;
+            for ev in events.drain(..) {
+                if done.is_some() {
+                    continue;
+                }
+                match step(ev.data.as_bytes(), id) {
+                    Step::Done(r) => done = Some(r),
+                    Step::Answer(answer) => {
+                        // The server asked us something mid-stream (ping): answer on a new POST.
+                        let _ = self.post(answer).await;
+                    }
+                    Step::Skip => {}
+                }
+            }
+            if let Some(r) = done {
+                break r;
+            }
+        };
+        self.decoder_events = events;
+        result
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn request(&mut self, id: u64, body: Vec<u8>) -> Result<Value, CallError> {
+        let had_session = self.session_id.is_some();
+        let resp = self.post(body).await?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Err(CallError::Protocol {
+                detail: format!("HTTP 202 with no body for request {id}, which needs an answer"),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_error(resp, had_session).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            return self.read_sse(resp, id).await;
+        }
+        let bytes = resp.bytes().await.map_err(|e| classify(&e, &self.url))?;
+        if !content_type.starts_with("application/json") {
+            return Err(CallError::Protocol {
+                detail: format!(
+                    "HTTP {status} with Content-Type `{content_type}`, expected application/json or text/event-stream: {}",
+                    excerpt(&String::from_utf8_lossy(&bytes), 120)
+                ),
+            });
+        }
+        match step(&bytes, id) {
+            Step::Done(r) => r,
+            _ => Err(CallError::Protocol {
+                detail: format!("the JSON body is not the response to request {id}"),
+            }),
+        }
+    }
+
+    async fn notify(&mut self, body: Vec<u8>) -> Result<(), CallError> {
+        let had_session = self.session_id.is_some();
+        let resp = self.post(body).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(resp, had_session).await)
+        }
+    }
+
+    fn session_survives(&self, err: &CallError) -> bool {
+        !matches!(err, CallError::SessionLost { .. })
+    }
+
+    fn negotiated(&mut self, protocol_version: &str) {
+        self.protocol_version = HeaderValue::from_str(protocol_version).ok();
+    }
+
+    async fn close(self) {
+        if let Some(sid) = &self.session_id {
+            let req = self
+                .client
+                .delete(self.url.clone())
+                .headers(self.headers.clone())
+                .header(HeaderName::from_static(SESSION_HEADER), sid.clone())
+                .timeout(Duration::from_secs(2));
+            let _ = req.send().await;
+        }
+    }
+}
+
+/// Turn a reqwest failure into the taxonomy, by looking through its chain of causes.
+pub(crate) fn classify(err: &reqwest::Error, url: &reqwest::Url) -> CallError {
+    let addr = format!(
+        "{}:{}",
+        url.host_str().unwrap_or("?"),
+        url.port_or_known_default().unwrap_or(0)
+    );
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut refused = false;
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            refused = true;
+        }
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    let text = chain.join(": ");
+    let lower = text.to_ascii_lowercase();
+    if refused || lower.contains("connection refused") {
+        CallError::ConnectRefused { addr }
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        CallError::Dns { host: url.host_str().unwrap_or("?").to_string(), detail: text }
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        CallError::Tls { detail: text }
+    } else if err.is_timeout() {
+        CallError::Timeout { after: Duration::from_secs(10) }
+    } else {
+        CallError::Connection { detail: text }
+    }
+}

@@ -1,0 +1,116 @@
+//! Transports: how one session's JSON-RPC messages reach a server and come back.
+//!
+//! One file per wire. A transport sends a serialized request and returns the response to
+//! that id, answering the server's own requests (ping) and skipping its notifications on the
+//! way. It never interprets MCP results: that is the session's job. It never retries.
+//!
+//! Why not rmcp's client transports: the load path needs the raw bytes (to send exactly what
+//! a scenario asks, and later malformed input), exact timing (latency measured around one
+//! write and one read, no background worker), and a failure taxonomy rmcp does not expose
+//! (refused vs DNS vs TLS vs 404-session-lost vs process exit with its stderr).
+
+pub(crate) mod http;
+pub(crate) mod sse;
+pub(crate) mod stdio;
+
+use crate::error::CallError;
+use crate::jsonrpc::{Classified, Incoming};
+use serde_json::Value;
+
+/// One connection to a server, used by one session at a time.
+pub(crate) trait Transport: Send {
+    /// Send request `id` (already serialized) and wait for its response.
+    fn request(
+        &mut self,
+        id: u64,
+        body: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Value, CallError>> + Send;
+    /// Send a notification; nothing comes back but an acknowledgement.
+    fn notify(
+        &mut self,
+        body: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(), CallError>> + Send;
+    /// After this error, can the session go on? Each wire answers for itself: a dead stdio
+    /// process ends its session, while an HTTP session lives in the server and outlasts a
+    /// broken connection (only a 404 says it is gone).
+    fn session_survives(&self, err: &CallError) -> bool;
+    /// Tell the transport which protocol version the handshake settled on.
+    fn negotiated(&mut self, _protocol_version: &str) {}
+    /// End the connection politely (HTTP DELETE, stdio close-then-kill).
+    fn close(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// The transports a target can name; dispatch without boxing on the hot path.
+pub(crate) enum AnyTransport {
+    Stdio(stdio::StdioTransport),
+    Http(http::HttpTransport),
+}
+
+impl Transport for AnyTransport {
+    async fn request(&mut self, id: u64, body: Vec<u8>) -> Result<Value, CallError> {
+        match self {
+            AnyTransport::Stdio(t) => t.request(id, body).await,
+            AnyTransport::Http(t) => t.request(id, body).await,
+        }
+    }
+    async fn notify(&mut self, body: Vec<u8>) -> Result<(), CallError> {
+        match self {
+            AnyTransport::Stdio(t) => t.notify(body).await,
+            AnyTransport::Http(t) => t.notify(body).await,
+        }
+    }
+    fn session_survives(&self, err: &CallError) -> bool {
+        match self {
+            AnyTransport::Stdio(t) => t.session_survives(err),
+            AnyTransport::Http(t) => t.session_survives(err),
+        }
+    }
+    fn negotiated(&mut self, protocol_version: &str) {
+        match self {
+            AnyTransport::Stdio(t) => t.negotiated(protocol_version),
+            AnyTransport::Http(t) => t.negotiated(protocol_version),
+        }
+    }
+    async fn close(self) {
+        match self {
+            AnyTransport::Stdio(t) => t.close().await,
+            AnyTransport::Http(t) => t.close().await,
+        }
+    }
+}
+
+/// What one incoming message means for a caller waiting on request `want`.
+pub(crate) enum Step {
+    Done(Result<Value, CallError>),
+    /// The server asked something; send this answer and keep waiting.
+    Answer(Vec<u8>),
+    Skip,
+}
+
+/// Shared by every transport: place one message from the server relative to request `want`.
+pub(crate) fn step(raw: &[u8], want: u64) -> Step {
+    let msg: Incoming = match serde_json::from_slice(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            let text = String::from_utf8_lossy(raw);
+            return Step::Done(Err(CallError::Protocol {
+                detail: format!(
+                    "server sent output that is not JSON-RPC ({e}): {}",
+                    crate::error::excerpt(&text, 120)
+                ),
+            }));
+        }
+    };
+    match msg.classify() {
+        Classified::Response { id, outcome } if id == want => Step::Done(outcome.map_err(|e| {
+            CallError::JsonRpc { code: e.code, message: crate::error::excerpt(&e.message, 200) }
+        })),
+        // An answer to an earlier request that timed out: stale, not ours any more.
+        Classified::Response { .. } | Classified::Notification => Step::Skip,
+        Classified::ServerRequest { id, method } => {
+            let answer = crate::jsonrpc::answer_server_request(&id, &method);
+            Step::Answer(serde_json::to_vec(&answer).unwrap_or_default())
+        }
+        Classified::Invalid(detail) => Step::Done(Err(CallError::Protocol { detail })),
+    }
+}

@@ -1,0 +1,173 @@
+//! One virtual user: a session of its own, one operation at a time, recorded as it happened.
+//!
+//! A VU reconnects when its session breaks (with a short backoff so a dead server is probed,
+//! not hammered in a busy loop), and when `churn_every` says so.
+
+use super::Mix;
+use super::template::{Ctx, RandomPool};
+use crate::error::CallError;
+use crate::metrics::Recorder;
+use crate::session::Session;
+use crate::target::Connector;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What every VU of a run shares.
+pub struct Shared {
+    pub connector: Arc<Connector>,
+    pub recorder: Arc<Recorder>,
+    pub mix: Mix,
+    pub timeout: Duration,
+    pub think_time: Duration,
+    pub churn_every: u64,
+    pub graceful_stop: Duration,
+    pub pool: RandomPool,
+    pub seq: AtomicU64,
+    /// Start no new iteration.
+    pub stop: CancellationToken,
+    /// Drop what is in flight and end now.
+    pub abort: CancellationToken,
+}
+
+pub struct Vu {
+    pub id: u64,
+    session: Option<Session>,
+    ops_on_session: u64,
+    backoff: Duration,
+    rng: SmallRng,
+}
+
+impl Vu {
+    pub fn new(id: u64) -> Self {
+        Vu { id, session: None, ops_on_session: 0, backoff: Duration::ZERO, rng: SmallRng::from_rng(&mut rand::rng()) }
+    }
+
+    /// Open the session now (open-model preallocation). A failure is left for the first
+    /// iteration to record.
+    pub async fn connect(&mut self, sh: &Shared) {
+        if self.session.is_none()
+            && let Ok(s) = sh.connector.open().await
+        {
+            sh.recorder.session_opened();
+            self.session = Some(s);
+        }
+    }
+
+    /// One operation. `intended` is the open model's scheduled start: latency counts from
+    /// there, so time spent waiting for a free VU or a slow server is not hidden.
+    pub async fn iterate(&mut self, sh: &Shared, intended: Option<Instant>) {
+        let entry = sh.mix.pick(&mut self.rng);
+        let seq = sh.seq.fetch_add(1, Ordering::Relaxed);
+        let params = entry.params(&mut Ctx { seq, vu: self.id, rng: &mut self.rng, pool: &sh.pool });
+        let connect_start = intended.unwrap_or_else(Instant::now);
+        if self.session.is_none() {
+            match sh.connector.open().await {
+                Ok(s) => {
+                    sh.recorder.session_opened();
+                    self.session = Some(s);
+                    self.ops_on_session = 0;
+                    self.backoff = Duration::ZERO;
+                }
+                Err(e) => {
+                    sh.recorder.record(&entry.key, connect_start.elapsed(), Err(&e));
+                    self.back_off(sh).await;
+                    return;
+                }
+            }
+        }
+        let Some(session) = self.session.as_mut() else { return };
+        let start = intended.unwrap_or_else(Instant::now);
+        let timeout = entry.timeout.unwrap_or(sh.timeout);
+        let outcome = match session.call(entry.method, params.as_ref(), timeout).await {
+            Ok(result) if entry.method == "tools/call" => tool_outcome(&result),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        sh.recorder.record(&entry.key, start.elapsed(), outcome.as_ref().map(|_| ()));
+        self.ops_on_session += 1;
+        let broken = matches!(&outcome, Err(e) if !session.survives(e));
+        if broken || (sh.churn_every > 0 && self.ops_on_session >= sh.churn_every) {
+            self.close(sh).await;
+        }
+        match &outcome {
+            Err(e) if unreachable(e) => self.back_off(sh).await,
+            Err(_) => {}
+            Ok(()) => self.backoff = Duration::ZERO,
+        }
+    }
+
+    /// Wait a little longer each time the server can't be reached, so a dead server is
+    /// probed rather than hammered in a busy loop (and the error counts stay meaningful).
+    async fn back_off(&mut self, sh: &Shared) {
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_START, BACKOFF_MAX);
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = sh.stop.cancelled() => {}
+        }
+    }
+
+    pub async fn close(&mut self, sh: &Shared) {
+        if let Some(s) = self.session.take() {
+            sh.recorder.session_closed();
+            let _ = tokio::time::timeout(Duration::from_secs(3), s.close()).await;
+        }
+    }
+
+    /// Forget the session without the polite close (abort path); the transport's drop
+    /// guards still end the process tree.
+    pub fn discard(&mut self, sh: &Shared) {
+        if self.session.take().is_some() {
+            sh.recorder.session_closed();
+        }
+    }
+}
+
+fn unreachable(e: &CallError) -> bool {
+    matches!(
+        e,
+        CallError::ConnectRefused { .. }
+            | CallError::Dns { .. }
+            | CallError::Tls { .. }
+            | CallError::Connection { .. }
+            | CallError::ProcessExited { .. }
+            | CallError::Spawn { .. }
+    )
+}
+
+/// A `tools/call` result that says `isError`, or has no content, is a failed call.
+fn tool_outcome(result: &Value) -> Result<(), CallError> {
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        let text = result
+            .get("content")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
+            .unwrap_or("(no text)");
+        return Err(CallError::ToolError { text: crate::error::excerpt(text, 200) });
+    }
+    if result.get("content").is_none_or(|c| !c.is_array()) && result.get("structuredContent").is_none() {
+        return Err(CallError::Protocol { detail: "the tools/call result has no `content` array".into() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_errors_and_shapeless_results_fail() {
+        assert!(tool_outcome(&json!({"content": [{"type": "text", "text": "ok"}]})).is_ok());
+        let e = tool_outcome(&json!({"isError": true, "content": [{"type": "text", "text": "boom"}]})).unwrap_err();
+        assert_eq!(e.to_string(), "tool returned isError: boom");
+        assert!(matches!(tool_outcome(&json!({})), Err(CallError::Protocol { .. })));
+    }
+}
