@@ -90,7 +90,12 @@ pub fn diagnose(target: &str, err: &CallError, timeout: Duration) -> Diagnosis {
             (err.to_string(), "check the server's log".into())
         }
     };
-    Diagnosis { target: target.to_string(), cause, details, advice }
+    Diagnosis {
+        target: target.to_string(),
+        cause,
+        details,
+        advice,
+    }
 }
 
 /// What `check` learned: the server and everything it lists.
@@ -101,7 +106,12 @@ pub struct Inventory {
 }
 
 /// List a paginated collection (`tools/list` → `tools`), up to a sane number of pages.
-pub async fn list_all(session: &mut Session, method: &str, field: &str, timeout: Duration) -> Result<Vec<Value>, CallError> {
+pub async fn list_all(
+    session: &mut Session,
+    method: &str,
+    field: &str,
+    timeout: Duration,
+) -> Result<Vec<Value>, CallError> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
@@ -122,9 +132,21 @@ pub async fn inventory(session: &mut Session, timeout: Duration) -> Result<Inven
     let caps = session.info.capabilities.clone();
     let has = |k: &str| caps.get(k).is_some();
     Ok(Inventory {
-        tools: if has("tools") { list_all(session, "tools/list", "tools", timeout).await? } else { vec![] },
-        resources: if has("resources") { list_all(session, "resources/list", "resources", timeout).await? } else { vec![] },
-        prompts: if has("prompts") { list_all(session, "prompts/list", "prompts", timeout).await? } else { vec![] },
+        tools: if has("tools") {
+            list_all(session, "tools/list", "tools", timeout).await?
+        } else {
+            vec![]
+        },
+        resources: if has("resources") {
+            list_all(session, "resources/list", "resources", timeout).await?
+        } else {
+            vec![]
+        },
+        prompts: if has("prompts") {
+            list_all(session, "prompts/list", "prompts", timeout).await?
+        } else {
+            vec![]
+        },
     })
 }
 
@@ -135,8 +157,20 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
     let mut s = String::new();
     let _ = writeln!(s, "server:    {} {}", i.name, i.version);
     let _ = writeln!(s, "protocol:  {}", i.protocol_version);
-    let caps: Vec<&str> = i.capabilities.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
-    let _ = writeln!(s, "capabilities: {}", if caps.is_empty() { "(none)".into() } else { caps.join(", ") });
+    let caps: Vec<&str> = i
+        .capabilities
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "capabilities: {}",
+        if caps.is_empty() {
+            "(none)".into()
+        } else {
+            caps.join(", ")
+        }
+    );
     let _ = writeln!(s, "\ntools ({}):", inv.tools.len());
     for t in &inv.tools {
         let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
@@ -165,7 +199,11 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
                 a.iter()
                     .map(|x| {
                         let n = x.get("name").and_then(Value::as_str).unwrap_or("?");
-                        if x.get("required").and_then(Value::as_bool) == Some(true) { format!("{n}*") } else { n.to_string() }
+                        if x.get("required").and_then(Value::as_bool) == Some(true) {
+                            format!("{n}*")
+                        } else {
+                            n.to_string()
+                        }
                     })
                     .collect()
             })
@@ -173,26 +211,6 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
         let _ = writeln!(s, "  {name}({})", args.join(", "));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_cause_comes_with_advice() {
-        let d = diagnose("http://127.0.0.1:1/mcp", &CallError::ConnectRefused { addr: "127.0.0.1:1".into() }, Duration::from_secs(1));
-        assert!(d.to_string().contains("nothing is listening on 127.0.0.1:1"));
-        let d = diagnose(
-            "x",
-            &CallError::HttpStatus { status: 401, body: "no".into(), www_authenticate: Some("Bearer realm=\"mcp\"".into()) },
-            Duration::from_secs(1),
-        );
-        let text = d.to_string();
-        assert!(text.contains("401") && text.contains("WWW-Authenticate: Bearer") && text.contains("--header"), "{text}");
-        let d = diagnose("x", &CallError::ProcessExited { code: Some(42), stderr_tail: vec!["boom".into()] }, Duration::from_secs(1));
-        assert!(d.to_string().contains("exited with code 42") && d.to_string().contains("stderr: boom"));
-    }
 }
 
 /// `mcpstorm check`: connect, handshake, list everything; the rendered inventory or a
@@ -212,8 +230,13 @@ pub async fn check(
     let mut _embedded = None;
     let resolved = match target {
         TargetSpec::Embedded { stdio: false } => {
-            let server = EmbeddedServer::start(&exe, None).await.map_err(|e| fail(&e))?;
-            let spec = TargetSpec::Http { url: server.url.clone(), headers: Default::default() };
+            let server = EmbeddedServer::start(&exe, None)
+                .await
+                .map_err(|e| fail(&e))?;
+            let spec = TargetSpec::Http {
+                url: server.url.clone(),
+                headers: Default::default(),
+            };
             _embedded = Some(server);
             spec
         }
@@ -225,11 +248,69 @@ pub async fn check(
         }),
         other => other.clone(),
     };
-    let connector = Connector::new(&resolved, protocol_version, timeout, std::sync::Arc::new(StderrLog::default()), 1)
-        .map_err(crate::error::Error::Usage)?;
+    let connector = Connector::new(
+        &resolved,
+        protocol_version,
+        timeout,
+        std::sync::Arc::new(StderrLog::default()),
+        1,
+    )
+    .map_err(crate::error::Error::Usage)?;
     let mut session = connector.open().await.map_err(|e| fail(&e))?;
     let inv = inventory(&mut session, timeout).await.map_err(|e| fail(&e));
-    let text = inv.map(|inv| format!("target:    {describe}\n{}", render(&session, &inv, with_schemas)));
+    let text = inv.map(|inv| {
+        format!(
+            "target:    {describe}\n{}",
+            render(&session, &inv, with_schemas)
+        )
+    });
     session.close().await;
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_comes_with_advice() {
+        let d = diagnose(
+            "http://127.0.0.1:1/mcp",
+            &CallError::ConnectRefused {
+                addr: "127.0.0.1:1".into(),
+            },
+            Duration::from_secs(1),
+        );
+        assert!(
+            d.to_string()
+                .contains("nothing is listening on 127.0.0.1:1")
+        );
+        let d = diagnose(
+            "x",
+            &CallError::HttpStatus {
+                status: 401,
+                body: "no".into(),
+                www_authenticate: Some("Bearer realm=\"mcp\"".into()),
+            },
+            Duration::from_secs(1),
+        );
+        let text = d.to_string();
+        assert!(
+            text.contains("401")
+                && text.contains("WWW-Authenticate: Bearer")
+                && text.contains("--header"),
+            "{text}"
+        );
+        let d = diagnose(
+            "x",
+            &CallError::ProcessExited {
+                code: Some(42),
+                stderr_tail: vec!["boom".into()],
+            },
+            Duration::from_secs(1),
+        );
+        assert!(
+            d.to_string().contains("exited with code 42") && d.to_string().contains("stderr: boom")
+        );
+    }
 }

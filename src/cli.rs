@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcpstorm", version, about = "Stress-test MCP servers: load, faults, bad input; a verdict CI can act on")]
+#[command(
+    name = "mcpstorm",
+    version,
+    about = "Stress-test MCP servers: load, faults, bad input; a verdict CI can act on"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -83,7 +87,8 @@ pub enum Command {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|_| format!("`{s}` is not a duration; write it like 500ms, 30s or 5m"))
+    humantime::parse_duration(s)
+        .map_err(|_| format!("`{s}` is not a duration; write it like 500ms, 30s or 5m"))
 }
 
 /// Run the command line; returns the process exit code (0 pass, 1 criteria failed,
@@ -111,7 +116,18 @@ where
 
 async fn execute(cli: Cli) -> Result<u8, Error> {
     match cli.command {
-        Command::Run { scenario, preset, target, headers, duration, vus, out, no_progress, progress_interval, server_exe } => {
+        Command::Run {
+            scenario,
+            preset,
+            target,
+            headers,
+            duration,
+            vus,
+            out,
+            no_progress,
+            progress_interval,
+            server_exe,
+        } => {
             let target = match target {
                 Some(t) => Some(TargetSpec::parse_flag(&t, &headers).map_err(Error::Usage)?),
                 None if !headers.is_empty() => {
@@ -120,21 +136,38 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 None => None,
             };
             if progress_interval.is_zero() {
-                return Err(Error::Usage("--progress-interval must be more than 0".into()));
+                return Err(Error::Usage(
+                    "--progress-interval must be more than 0".into(),
+                ));
             }
             let opts = RunOptions {
                 scenario,
                 preset,
-                overrides: Overrides { target, duration, vus },
+                overrides: Overrides {
+                    target,
+                    duration,
+                    vus,
+                },
                 out,
                 progress: !no_progress,
                 progress_interval,
                 server_exe,
             };
             let report = crate::run::run(opts).await?;
-            Ok(if report.verdict == crate::report::Verdict::Pass { 0 } else { 1 })
+            Ok(if report.verdict == crate::report::Verdict::Pass {
+                0
+            } else {
+                1
+            })
         }
-        Command::Check { target, headers, timeout, protocol_version, schemas, server_exe } => {
+        Command::Check {
+            target,
+            headers,
+            timeout,
+            protocol_version,
+            schemas,
+            server_exe,
+        } => {
             let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
             if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
                 return Err(Error::Usage(format!(
@@ -142,7 +175,14 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     crate::session::SUPPORTED_VERSIONS.join(", ")
                 )));
             }
-            let text = crate::check::check(&target, &protocol_version, timeout, schemas, server_exe.as_deref()).await?;
+            let text = crate::check::check(
+                &target,
+                &protocol_version,
+                timeout,
+                schemas,
+                server_exe.as_deref(),
+            )
+            .await?;
             println!("{text}");
             Ok(0)
         }
@@ -150,14 +190,17 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             let shutdown = tokio_util::sync::CancellationToken::new();
             let on_signal = shutdown.clone();
             let signals = tokio::spawn(async move {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
                 }
                 on_signal.cancel();
             });
-            let result = crate::server::serve(crate::server::ServeOptions { host, port, stdio }, shutdown).await;
+            let result =
+                crate::server::serve(crate::server::ServeOptions { host, port, stdio }, shutdown)
+                    .await;
             signals.abort();
             result.map_err(|e| Error::Usage(e.to_string()))?;
             Ok(0)

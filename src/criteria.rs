@@ -78,21 +78,36 @@ impl Criterion {
             format!("`{t}` has no comparison; expected METRIC OP VALUE, like `p95 < 5s` or `success_rate >= 0.95`")
         })?;
         let (lhs, rest) = t.split_at(op_at);
-        let (cmp, rhs) = [("<=", Cmp::Le), (">=", Cmp::Ge), ("==", Cmp::Eq), ("!=", Cmp::Ne), ("<", Cmp::Lt), (">", Cmp::Gt)]
-            .iter()
-            .find_map(|(s, c)| rest.strip_prefix(s).map(|r| (*c, r)))
-            .ok_or_else(|| format!("`{t}`: unknown comparison; use one of < <= > >= == !="))?;
+        let (cmp, rhs) = [
+            ("<=", Cmp::Le),
+            (">=", Cmp::Ge),
+            ("==", Cmp::Eq),
+            ("!=", Cmp::Ne),
+            ("<", Cmp::Lt),
+            (">", Cmp::Gt),
+        ]
+        .iter()
+        .find_map(|(s, c)| rest.strip_prefix(s).map(|r| (*c, r)))
+        .ok_or_else(|| format!("`{t}`: unknown comparison; use one of < <= > >= == !="))?;
         let lhs = lhs.trim();
         let (name, selector) = match lhs.split_once('{') {
             Some((n, sel)) => {
-                let sel = sel.strip_suffix('}').ok_or_else(|| format!("`{t}`: `{{` without a closing `}}`"))?;
-                let (k, v) = sel.split_once('=').ok_or_else(|| format!("`{t}`: selector `{{{sel}}}` must be KEY=VALUE, like {{tool=echo}}"))?;
+                let sel = sel
+                    .strip_suffix('}')
+                    .ok_or_else(|| format!("`{t}`: `{{` without a closing `}}`"))?;
+                let (k, v) = sel.split_once('=').ok_or_else(|| {
+                    format!("`{t}`: selector `{{{sel}}}` must be KEY=VALUE, like {{tool=echo}}")
+                })?;
                 let v = v.trim().trim_matches('"').to_string();
                 let s = match k.trim() {
                     "tool" => Selector::Tool(v),
                     "op" => Selector::Op(v),
                     "kind" => Selector::Kind(v),
-                    other => return Err(format!("`{t}`: unknown selector key `{other}`; use tool, op or kind")),
+                    other => {
+                        return Err(format!(
+                            "`{t}`: unknown selector key `{other}`; use tool, op or kind"
+                        ));
+                    }
                 };
                 (n.trim(), Some(s))
             }
@@ -120,14 +135,22 @@ impl Criterion {
         match (&metric, &selector) {
             (Metric::Errors, Some(Selector::Kind(_)) | None) => {}
             (Metric::Errors, _) => return Err(format!("`{t}`: `errors` takes {{kind=...}}")),
-            (_, Some(Selector::Kind(_))) => return Err(format!("`{t}`: {{kind=...}} goes with `errors` only")),
+            (_, Some(Selector::Kind(_))) => {
+                return Err(format!("`{t}`: {{kind=...}} goes with `errors` only"));
+            }
             (Metric::Rps | Metric::DroppedIterations | Metric::SessionsLost, Some(_)) => {
                 return Err(format!("`{t}`: `{name}` takes no selector"));
             }
             _ => {}
         }
         let threshold = parse_value(rhs.trim(), &metric).map_err(|e| format!("`{t}`: {e}"))?;
-        Ok(Criterion { text: t.to_string(), metric, selector, cmp, threshold })
+        Ok(Criterion {
+            text: t.to_string(),
+            metric,
+            selector,
+            cmp,
+            threshold,
+        })
     }
 
     /// The observed figure, from the report; `None` when there is no data.
@@ -141,8 +164,12 @@ impl Criterion {
             }
         };
         match self.metric {
-            Metric::SuccessRate => ops(&self.selector).filter(|f| f.calls > 0).map(|f| f.ok as f64 / f.calls as f64),
-            Metric::ErrorRate => ops(&self.selector).filter(|f| f.calls > 0).map(|f| f.failed as f64 / f.calls as f64),
+            Metric::SuccessRate => ops(&self.selector)
+                .filter(|f| f.calls > 0)
+                .map(|f| f.ok as f64 / f.calls as f64),
+            Metric::ErrorRate => ops(&self.selector)
+                .filter(|f| f.calls > 0)
+                .map(|f| f.failed as f64 / f.calls as f64),
             Metric::Calls => ops(&self.selector).map(|f| f.calls as f64),
             Metric::Ok => ops(&self.selector).map(|f| f.ok as f64),
             Metric::Failed => ops(&self.selector).map(|f| f.failed as f64),
@@ -150,26 +177,31 @@ impl Criterion {
             Metric::DroppedIterations => Some(r.totals.dropped_iterations as f64),
             Metric::SessionsLost => Some(r.totals.sessions_lost as f64),
             Metric::Errors => Some(match &self.selector {
-                Some(Selector::Kind(k)) => r
-                    .errors
-                    .iter()
-                    .filter(|e| &e.kind == k || e.family == *k)
-                    .map(|e| e.count as f64)
-                    .sum(),
-                _ => r.errors.iter().map(|e| e.count as f64).sum(),
-            }),
-            Metric::Latency(stat) => ops(&self.selector).filter(|f| f.latency.count > 0).map(|f| {
-                let l = &f.latency;
-                match stat {
-                    Stat::P50 => l.p50,
-                    Stat::P90 => l.p90,
-                    Stat::P95 => l.p95,
-                    Stat::P99 => l.p99,
-                    Stat::P999 => l.p999,
-                    Stat::Max => l.max,
-                    Stat::Mean => l.mean,
+                Some(Selector::Kind(k)) => {
+                    r.errors
+                        .iter()
+                        .filter(|e| &e.kind == k || e.family == *k)
+                        .map(|e| e.count as f64)
+                        .sum::<f64>()
+                        + 0.0
                 }
+                // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
+                _ => r.errors.iter().map(|e| e.count as f64).sum::<f64>() + 0.0,
             }),
+            Metric::Latency(stat) => ops(&self.selector)
+                .filter(|f| f.latency.count > 0)
+                .map(|f| {
+                    let l = &f.latency;
+                    match stat {
+                        Stat::P50 => l.p50,
+                        Stat::P90 => l.p90,
+                        Stat::P95 => l.p95,
+                        Stat::P99 => l.p99,
+                        Stat::P999 => l.p999,
+                        Stat::Max => l.max,
+                        Stat::Mean => l.mean,
+                    }
+                }),
         }
     }
 
@@ -184,10 +216,18 @@ impl Criterion {
             Cmp::Ne => (v - self.threshold).abs() >= 1e-9,
         });
         let (name, threshold) = match comparison_at(&self.text) {
-            Some(i) => (self.text[..i].trim().to_string(), self.text[i..].trim().to_string()),
+            Some(i) => (
+                self.text[..i].trim().to_string(),
+                self.text[i..].trim().to_string(),
+            ),
             None => (self.text.clone(), String::new()),
         };
-        CriterionResult { name, threshold, observed, passed }
+        CriterionResult {
+            name,
+            threshold,
+            observed,
+            passed,
+        }
     }
 }
 
@@ -214,12 +254,18 @@ fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
         },
         Metric::SuccessRate | Metric::ErrorRate => match unit {
             "" if (0.0..=1.0).contains(&n) => Ok(n),
-            "" => Err(format!("a rate is a fraction from 0 to 1 (or a percentage like `{n}%`), found {n}")),
+            "" => Err(format!(
+                "a rate is a fraction from 0 to 1 (or a percentage like `{n}%`), found {n}"
+            )),
             "%" => Ok(n / 100.0),
-            other => Err(format!("unknown unit `{other}` for a rate; use a fraction or %")),
+            other => Err(format!(
+                "unknown unit `{other}` for a rate; use a fraction or %"
+            )),
         },
         _ if unit.is_empty() => Ok(n),
-        _ => Err(format!("`{unit}` is not a unit for this metric; give a plain number")),
+        _ => Err(format!(
+            "`{unit}` is not a unit for this metric; give a plain number"
+        )),
     }
 }
 
@@ -230,9 +276,15 @@ mod tests {
     #[test]
     fn parses_the_seed_criteria() {
         let c = Criterion::parse("success_rate >= 0.95").unwrap();
-        assert_eq!((c.metric, c.cmp, c.threshold), (Metric::SuccessRate, Cmp::Ge, 0.95));
+        assert_eq!(
+            (c.metric, c.cmp, c.threshold),
+            (Metric::SuccessRate, Cmp::Ge, 0.95)
+        );
         let c = Criterion::parse("p95 < 5s").unwrap();
-        assert_eq!((c.metric, c.threshold), (Metric::Latency(Stat::P95), 5000.0));
+        assert_eq!(
+            (c.metric, c.threshold),
+            (Metric::Latency(Stat::P95), 5000.0)
+        );
         let c = Criterion::parse("p99{tool=echo} <= 250us").unwrap();
         assert_eq!(c.selector, Some(Selector::Tool("echo".into())));
         assert_eq!(c.threshold, 0.25);

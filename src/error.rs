@@ -19,7 +19,11 @@ pub enum CallError {
     #[error("TLS handshake failed: {detail}")]
     Tls { detail: String },
     #[error("HTTP {status}{}: {body}", www_authenticate.as_deref().map(|w| format!(" (WWW-Authenticate: {w})")).unwrap_or_default())]
-    HttpStatus { status: u16, body: String, www_authenticate: Option<String> },
+    HttpStatus {
+        status: u16,
+        body: String,
+        www_authenticate: Option<String>,
+    },
     #[error("JSON-RPC error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("tool returned isError: {text}")]
@@ -29,7 +33,10 @@ pub enum CallError {
     #[error("the server no longer knows our session (HTTP 404 for Mcp-Session-Id {session_id})")]
     SessionLost { session_id: String },
     #[error("server process exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
-    ProcessExited { code: Option<i32>, stderr_tail: Vec<String> },
+    ProcessExited {
+        code: Option<i32>,
+        stderr_tail: Vec<String>,
+    },
     #[error("cannot start `{command}`: {detail}")]
     Spawn { command: String, detail: String },
     #[error("connection failed: {detail}")]
@@ -113,7 +120,10 @@ pub enum Error {
     Target(crate::check::Diagnosis),
     /// Writing the report or logs failed: exit 2 (the user fixes a path or permission).
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -127,7 +137,10 @@ impl Error {
 
 /// Cut a server's text to a length that fits in one report line, on a char boundary.
 pub fn excerpt(text: &str, max: usize) -> String {
-    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let flat = flat.trim();
     if flat.len() <= max {
         return flat.to_string();
@@ -147,7 +160,14 @@ mod tests {
     fn keys_are_stable() {
         assert_eq!(ErrorKind::HttpStatus(503).key(), "http_503");
         assert_eq!(ErrorKind::JsonRpc(-32602).key(), "jsonrpc_-32602");
-        assert_eq!(CallError::Timeout { after: Duration::from_secs(1) }.kind().key(), "timeout");
+        assert_eq!(
+            CallError::Timeout {
+                after: Duration::from_secs(1)
+            }
+            .kind()
+            .key(),
+            "timeout"
+        );
     }
 
     #[test]

@@ -19,10 +19,20 @@ pub struct Outgoing<'a> {
 
 impl<'a> Outgoing<'a> {
     pub fn request(id: u64, method: &'a str, params: Option<&'a Value>) -> Self {
-        Self { jsonrpc: "2.0", id: Some(id), method, params }
+        Self {
+            jsonrpc: "2.0",
+            id: Some(id),
+            method,
+            params,
+        }
     }
     pub fn notification(method: &'a str, params: Option<&'a Value>) -> Self {
-        Self { jsonrpc: "2.0", id: None, method, params }
+        Self {
+            jsonrpc: "2.0",
+            id: None,
+            method,
+            params,
+        }
     }
 }
 
@@ -55,9 +65,15 @@ pub struct Incoming {
 #[derive(Debug)]
 pub enum Classified {
     /// A response to our request `id`.
-    Response { id: u64, outcome: Result<Value, RpcError> },
+    Response {
+        id: u64,
+        outcome: Result<Value, RpcError>,
+    },
     /// The server asks us something; we must answer (ping) or refuse.
-    ServerRequest { id: Value, method: String },
+    ServerRequest {
+        id: Value,
+        method: String,
+    },
     Notification,
     /// Valid JSON but not a JSON-RPC message we can place.
     Invalid(String),
@@ -73,7 +89,10 @@ impl Incoming {
                     return Classified::Invalid(format!("response id {id} is not one we sent"));
                 };
                 match (self.result, self.error) {
-                    (_, Some(e)) => Classified::Response { id, outcome: Err(e) },
+                    (_, Some(e)) => Classified::Response {
+                        id,
+                        outcome: Err(e),
+                    },
                     (Some(r), None) => Classified::Response { id, outcome: Ok(r) },
                     (None, None) => Classified::Invalid(format!(
                         "response {id} has neither `result` nor `error`"
@@ -117,11 +136,17 @@ mod tests {
     fn classifies_every_shape() {
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","id":3,"result":{"x":1}}"#),
-            Classified::Response { id: 3, outcome: Ok(_) }
+            Classified::Response {
+                id: 3,
+                outcome: Ok(_)
+            }
         ));
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"no"}}"#),
-            Classified::Response { id: 4, outcome: Err(RpcError { code: -32601, .. }) }
+            Classified::Response {
+                id: 4,
+                outcome: Err(RpcError { code: -32601, .. })
+            }
         ));
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
@@ -131,13 +156,23 @@ mod tests {
             classify(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#),
             Classified::ServerRequest { .. }
         ));
-        assert!(matches!(classify(r#"{"jsonrpc":"2.0","id":5}"#), Classified::Invalid(_)));
-        assert!(matches!(classify(r#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Classified::Invalid(_)));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":5}"#),
+            Classified::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":"x","result":{}}"#),
+            Classified::Invalid(_)
+        ));
     }
 
     #[test]
     fn serializes_notifications_without_id() {
-        let s = serde_json::to_string(&Outgoing::notification("notifications/initialized", None)).unwrap();
-        assert_eq!(s, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let s = serde_json::to_string(&Outgoing::notification("notifications/initialized", None))
+            .unwrap();
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+        );
     }
 }

@@ -15,7 +15,6 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod scenario;
-#[path = "server_stub.rs"]
 pub mod server;
 pub mod session;
 pub mod target;

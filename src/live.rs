@@ -9,7 +9,11 @@ pub fn progress_line(recorder: &Recorder, interval: Duration, total: Duration) -
     let i = recorder.take_interval();
     let elapsed = recorder.started().elapsed().as_secs();
     let rate = i.calls as f64 / interval.as_secs_f64().max(1e-9);
-    let ok = if i.calls == 0 { "    -".to_string() } else { format!("{:>5.1}", i.ok as f64 * 100.0 / i.calls as f64) };
+    let ok = if i.calls == 0 {
+        "    -".to_string()
+    } else {
+        format!("{:>5.1}", i.ok as f64 * 100.0 / i.calls as f64)
+    };
     format!(
         "[{:>4}s/{}s] {:>8.1} calls/s  ok {}%  p50 {:>8.2}ms  p99 {:>8.2}ms  sessions {}",
         elapsed,

@@ -1,7 +1,10 @@
 //! The `mcpstorm` binary: parse, run, exit with the verdict's code.
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mcpstorm: cannot start the async runtime: {e}");

@@ -7,8 +7,8 @@
 use crate::check::{diagnose, list_all};
 use crate::criteria::Criterion;
 use crate::error::Error;
-use crate::metrics::process::{ProcSampler, self_usage};
 use crate::metrics::Recorder;
+use crate::metrics::process::{ProcSampler, self_usage};
 use crate::report::{ClientReport, LatencyReport, Report, TargetReport, Totals, Verdict};
 use crate::scenario::{Overrides, Plan};
 use crate::target::{Connector, EmbeddedServer, TargetSpec};
@@ -38,13 +38,20 @@ pub struct RunOptions {
 /// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
 pub fn plan(opts: &RunOptions) -> Result<Plan, Error> {
     let result = match (&opts.scenario, &opts.preset) {
-        (Some(_), Some(_)) => return Err(Error::Usage("give a scenario file or --preset, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "give a scenario file or --preset, not both".into(),
+            ));
+        }
         (Some(path), None) => crate::scenario::load(path, &opts.overrides),
         (None, preset) => {
             let name = preset.as_deref().unwrap_or("quickstart");
             let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) else {
                 let known: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-                return Err(Error::Usage(format!("--preset `{name}` is not known; presets: {}", known.join(", "))));
+                return Err(Error::Usage(format!(
+                    "--preset `{name}` is not known; presets: {}",
+                    known.join(", ")
+                )));
             };
             crate::scenario::parse(text, &format!("preset `{name}`"), None, &opts.overrides)
         }
@@ -54,8 +61,10 @@ pub fn plan(opts: &RunOptions) -> Result<Plan, Error> {
 
 pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let plan = plan(&opts)?;
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|source| Error::Io { what: format!("creating the output folder {} (--out)", opts.out.display()), source })?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io {
+        what: format!("creating the output folder {} (--out)", opts.out.display()),
+        source,
+    })?;
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -67,8 +76,13 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         TargetSpec::Embedded { stdio: false } => {
             let server = EmbeddedServer::start(&exe, Some(&opts.out.join("embedded-server.log")))
                 .await
-                .map_err(|e| Error::Target(diagnose(&plan.target.describe(), &e, plan.workload.timeout)))?;
-            let spec = TargetSpec::Http { url: server.url.clone(), headers: Default::default() };
+                .map_err(|e| {
+                    Error::Target(diagnose(&plan.target.describe(), &e, plan.workload.timeout))
+                })?;
+            let spec = TargetSpec::Http {
+                url: server.url.clone(),
+                headers: Default::default(),
+            };
             embedded = Some(server);
             spec
         }
@@ -83,14 +97,23 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let stderr_log = match &target {
         TargetSpec::Stdio(_) => {
             let path = opts.out.join("target-stderr.log");
-            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io { what: format!("creating {}", path.display()), source })?)
+            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io {
+                what: format!("creating {}", path.display()),
+                source,
+            })?)
         }
         _ => Arc::new(StderrLog::default()),
     };
     let max_sessions = plan.workload.executor.max_sessions();
     let connector = Arc::new(
-        Connector::new(&target, &plan.protocol_version, plan.workload.timeout, stderr_log, max_sessions)
-            .map_err(Error::Usage)?,
+        Connector::new(
+            &target,
+            &plan.protocol_version,
+            plan.workload.timeout,
+            stderr_log,
+            max_sessions,
+        )
+        .map_err(Error::Usage)?,
     );
 
     // Preflight: one session must work before any load, or the run ends with one cause.
@@ -106,12 +129,17 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             let tools = list_all(&mut first, "tools/list", "tools", plan.workload.timeout)
                 .await
                 .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
-            Mix::discovered(&tools, &plan.workload).map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
+            Mix::discovered(&tools, &plan.workload)
+                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
         }
     };
     first.close().await;
     let pool = RandomPool::new(plan.mix.as_deref().map(Mix::max_random).unwrap_or(0));
-    let mut warnings: Vec<String> = mix.skipped.iter().map(|s| format!("skipped tool {s}")).collect();
+    let mut warnings: Vec<String> = mix
+        .skipped
+        .iter()
+        .map(|s| format!("skipped tool {s}"))
+        .collect();
 
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
@@ -131,12 +159,28 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let total = plan.workload.executor.total_duration();
     let background = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(ticker(recorder.clone(), embedded.as_ref().and_then(EmbeddedServer::pid), background.clone()));
+    tasks.spawn(ticker(
+        recorder.clone(),
+        embedded.as_ref().and_then(EmbeddedServer::pid),
+        background.clone(),
+    ));
     if opts.progress {
-        eprintln!("mcpstorm: {} against {} for {:?}; progress every {:?}", plan.name, describe, total, opts.progress_interval);
-        tasks.spawn(crate::live::progress(recorder.clone(), opts.progress_interval, total, background.clone()));
+        eprintln!(
+            "mcpstorm: {} against {} for {:?}; progress every {:?}",
+            plan.name, describe, total, opts.progress_interval
+        );
+        tasks.spawn(crate::live::progress(
+            recorder.clone(),
+            opts.progress_interval,
+            total,
+            background.clone(),
+        ));
     }
-    tasks.spawn(interrupts(shared.stop.clone(), shared.abort.clone(), background.clone()));
+    tasks.spawn(interrupts(
+        shared.stop.clone(),
+        shared.abort.clone(),
+        background.clone(),
+    ));
 
     let (cpu_before, _) = self_usage();
     executor::run(shared.clone(), &plan.workload.executor).await;
@@ -151,10 +195,24 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     }
     let interrupted = shared.stop.is_cancelled() && wall + Duration::from_millis(200) < total;
     if interrupted {
-        warnings.push(format!("the run was interrupted after {:.1}s of {:?}", wall.as_secs_f64(), total));
+        warnings.push(format!(
+            "the run was interrupted after {:.1}s of {:?}",
+            wall.as_secs_f64(),
+            total
+        ));
     }
 
-    let report = build_report(&plan, &recorder, &connector, &info, started_at, wall, cpu_after - cpu_before, max_rss_mb, warnings);
+    let report = build_report(
+        &plan,
+        &recorder,
+        &connector,
+        &info,
+        started_at,
+        wall,
+        cpu_after - cpu_before,
+        max_rss_mb,
+        warnings,
+    );
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     println!("{}", crate::report::summary::render(&report, Some(&path)));
@@ -176,10 +234,16 @@ fn build_report(
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
     let (by_operation, by_tool) = recorder.by_operation_and_tool();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let client = ClientReport {
         cpu_seconds,
-        cpu_us_per_call: if calls == 0 { 0.0 } else { cpu_seconds * 1e6 / calls as f64 },
+        cpu_us_per_call: if calls == 0 {
+            0.0
+        } else {
+            cpu_seconds * 1e6 / calls as f64
+        },
         cpu_utilization: cpu_seconds / (secs * cores as f64),
         cores,
         max_rss_mb,
@@ -198,7 +262,8 @@ fn build_report(
         ));
     }
     if calls == 0 {
-        warnings.push("no call completed: the run is too short or the server never answered".into());
+        warnings
+            .push("no call completed: the run is too short or the server never answered".into());
     }
     let mut report = Report {
         schema_version: crate::report::SCHEMA_VERSION,
@@ -218,14 +283,26 @@ fn build_report(
             calls,
             ok,
             failed,
-            success_rate: if calls == 0 { 0.0 } else { ok as f64 / calls as f64 },
-            error_rate: if calls == 0 { 0.0 } else { failed as f64 / calls as f64 },
+            success_rate: if calls == 0 {
+                0.0
+            } else {
+                ok as f64 / calls as f64
+            },
+            error_rate: if calls == 0 {
+                0.0
+            } else {
+                failed as f64 / calls as f64
+            },
             rps: calls as f64 / secs,
             dropped_iterations: dropped,
             sessions_opened: connector.sessions_opened(),
             sessions_lost: recorder.sessions_lost(),
         },
-        latency_ms: LatencyReport { overall: recorder.overall(), by_operation, by_tool },
+        latency_ms: LatencyReport {
+            overall: recorder.overall(),
+            by_operation,
+            by_tool,
+        },
         errors: recorder.errors(),
         series: recorder.series(),
         faults: vec![],
@@ -241,13 +318,18 @@ fn build_report(
     let criteria: &[Criterion] = if plan.criteria.is_empty() {
         // A load test that passes with every call failing helps nobody: with no criteria
         // given, hold the run to the seeds' floor.
-        default_criteria = vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")];
+        default_criteria =
+            vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")];
         &default_criteria
     } else {
         &plan.criteria
     };
     report.criteria = criteria.iter().map(|c| c.evaluate(&report)).collect();
-    report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) { Verdict::Pass } else { Verdict::Fail };
+    report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
     report
 }
 

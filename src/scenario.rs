@@ -111,7 +111,13 @@ pub struct Problems {
 impl std::fmt::Display for Problems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.list.len();
-        writeln!(f, "{}: {} problem{} in the scenario:", self.source, n, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {} problem{} in the scenario:",
+            self.source,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.list {
             writeln!(f, "  - {p}")?;
         }
@@ -130,7 +136,12 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, Problems> {
 }
 
 /// Parse scenario text; `source` names it in errors; relative paths resolve from `base`.
-pub fn parse(text: &str, source: &str, base: Option<&Path>, overrides: &Overrides) -> Result<Plan, Problems> {
+pub fn parse(
+    text: &str,
+    source: &str,
+    base: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Plan, Problems> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| Problems {
         source: source.to_string(),
         list: vec![toml_error(text, &e)],
@@ -158,20 +169,30 @@ pub fn duration(s: &str, key: &str, problems: &mut Vec<String>) -> Option<Durati
     match humantime::parse_duration(s.trim()) {
         Ok(d) => Some(d),
         Err(_) => {
-            problems.push(format!("`{key}` = \"{s}\" is not a duration; write it like \"500ms\", \"20s\" or \"2m\""));
+            problems.push(format!(
+                "`{key}` = \"{s}\" is not a duration; write it like \"500ms\", \"20s\" or \"2m\""
+            ));
             None
         }
     }
 }
 
-fn validate(raw: RawScenario, source: &str, base: Option<&Path>, ov: &Overrides) -> Result<Plan, Problems> {
+fn validate(
+    raw: RawScenario,
+    source: &str,
+    base: Option<&Path>,
+    ov: &Overrides,
+) -> Result<Plan, Problems> {
     let mut p = Vec::new();
     let rt = raw.target.clone().unwrap_or_default();
     let target = match &ov.target {
         Some(t) => Some(t.clone()),
         None => target_from(&rt, base, &mut p),
     };
-    let protocol_version = rt.protocol_version.clone().unwrap_or_else(|| crate::session::SUPPORTED_VERSIONS[0].to_string());
+    let protocol_version = rt
+        .protocol_version
+        .clone()
+        .unwrap_or_else(|| crate::session::SUPPORTED_VERSIONS[0].to_string());
     if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
         p.push(format!(
             "`target.protocol_version` = \"{protocol_version}\" is not supported; use one of {}",
@@ -190,7 +211,12 @@ fn validate(raw: RawScenario, source: &str, base: Option<&Path>, ov: &Overrides)
             p.push("`mix` is empty; give at least one [[mix]] entry, or leave it out to call every tool".into());
             None
         }
-        Some(ops) => Some(ops.into_iter().enumerate().filter_map(|(i, o)| op_from(o, i, &mut p)).collect()),
+        Some(ops) => Some(
+            ops.into_iter()
+                .enumerate()
+                .filter_map(|(i, o)| op_from(o, i, &mut p))
+                .collect(),
+        ),
     };
     let mut criteria = Vec::new();
     for (i, c) in raw.criteria.unwrap_or_default().iter().enumerate() {
@@ -212,9 +238,21 @@ fn validate(raw: RawScenario, source: &str, base: Option<&Path>, ov: &Overrides)
                 "mix": mix.as_ref().map(|m: &Vec<OpSpec>| m.iter().map(OpSpec::describe).collect::<Vec<_>>()),
                 "criteria": criteria.iter().map(|c| c.text.clone()).collect::<Vec<_>>(),
             });
-            Ok(Plan { name, source: source.to_string(), target, protocol_version, workload, mix, criteria, resolved })
+            Ok(Plan {
+                name,
+                source: source.to_string(),
+                target,
+                protocol_version,
+                workload,
+                mix,
+                criteria,
+                resolved,
+            })
         }
-        _ => Err(Problems { source: source.to_string(), list: p }),
+        _ => Err(Problems {
+            source: source.to_string(),
+            list: p,
+        }),
     }
 }
 
@@ -231,17 +269,27 @@ fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Optio
     let misplaced = |keys: &[(&str, bool)], p: &mut Vec<String>| {
         for (k, present) in keys {
             if *present {
-                p.push(format!("`target.{k}` does not apply to transport \"{transport}\""));
+                p.push(format!(
+                    "`target.{k}` does not apply to transport \"{transport}\""
+                ));
             }
         }
     };
     match transport.as_str() {
         "embedded" | "embedded-stdio" => {
-            misplaced(&[("command", t.command.is_some()), ("url", t.url.is_some())], p);
-            Some(TargetSpec::Embedded { stdio: transport == "embedded-stdio" })
+            misplaced(
+                &[("command", t.command.is_some()), ("url", t.url.is_some())],
+                p,
+            );
+            Some(TargetSpec::Embedded {
+                stdio: transport == "embedded-stdio",
+            })
         }
         "stdio" => {
-            misplaced(&[("url", t.url.is_some()), ("headers", t.headers.is_some())], p);
+            misplaced(
+                &[("url", t.url.is_some()), ("headers", t.headers.is_some())],
+                p,
+            );
             let Some(command) = t.command.clone() else {
                 p.push("`target.command` is missing: transport \"stdio\" needs the command that starts the server".into());
                 return None;
@@ -258,7 +306,10 @@ fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Optio
             }))
         }
         "http" | "streamable_http" | "streamable-http" => {
-            misplaced(&[("command", t.command.is_some()), ("args", t.args.is_some())], p);
+            misplaced(
+                &[("command", t.command.is_some()), ("args", t.args.is_some())],
+                p,
+            );
             let Some(url) = t.url.clone() else {
                 p.push("`target.url` is missing: transport \"http\" needs the server's endpoint, like \"http://127.0.0.1:8000/mcp\"".into());
                 return None;
@@ -279,28 +330,49 @@ fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Optio
     }
 }
 
-fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides, p: &mut Vec<String>) -> Option<Workload> {
+fn workload_from(
+    w: RawWorkload,
+    run_duration: Option<Duration>,
+    ov: &Overrides,
+    p: &mut Vec<String>,
+) -> Option<Workload> {
     let dur = |s: &Option<String>, key: &str, default: Duration, p: &mut Vec<String>| {
-        s.as_ref().and_then(|s| duration(s, key, p)).unwrap_or(default)
+        s.as_ref()
+            .and_then(|s| duration(s, key, p))
+            .unwrap_or(default)
     };
     let timeout = dur(&w.timeout, "workload.timeout", Duration::from_secs(10), p);
     let think_time = dur(&w.think_time, "workload.think_time", Duration::ZERO, p);
-    let graceful_stop = dur(&w.graceful_stop, "workload.graceful_stop", Duration::from_secs(5), p);
+    let graceful_stop = dur(
+        &w.graceful_stop,
+        "workload.graceful_stop",
+        Duration::from_secs(5),
+        p,
+    );
     if timeout.is_zero() {
         p.push("`workload.timeout` must be more than 0".into());
     }
     let stages = |p: &mut Vec<String>| -> Option<Vec<Stage>> {
         let raw = w.stages.as_ref()?;
         if raw.is_empty() {
-            p.push("`workload.stages` is empty; give at least one { duration = \"10s\", target = N }".into());
+            p.push(
+                "`workload.stages` is empty; give at least one { duration = \"10s\", target = N }"
+                    .into(),
+            );
         }
         let mut out = Vec::new();
         for (i, s) in raw.iter().enumerate() {
             if s.target < 0.0 || !s.target.is_finite() {
-                p.push(format!("`workload.stages[{i}].target` = {} must be 0 or more", s.target));
+                p.push(format!(
+                    "`workload.stages[{i}].target` = {} must be 0 or more",
+                    s.target
+                ));
             }
             if let Some(d) = duration(&s.duration, &format!("workload.stages[{i}].duration"), p) {
-                out.push(Stage { duration: d, target: s.target });
+                out.push(Stage {
+                    duration: d,
+                    target: s.target,
+                });
             }
         }
         Some(out)
@@ -330,7 +402,10 @@ fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides,
     if max_in_flight == 0 {
         p.push("`workload.max_in_flight` must be at least 1".into());
     }
-    let preallocate = w.preallocate.unwrap_or(max_in_flight.min(10)).min(max_in_flight);
+    let preallocate = w
+        .preallocate
+        .unwrap_or(max_in_flight.min(10))
+        .min(max_in_flight);
     let executor = match executor_name.as_str() {
         "constant-vus" => {
             let vus = ov.vus.or(w.vus).unwrap_or(10);
@@ -344,7 +419,10 @@ fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides,
                 p.push("`workload.stages` is missing: executor \"ramping-vus\" needs stages = [{ duration = \"10s\", target = 20 }, ...]".into());
                 return None;
             };
-            Some(Executor::RampingVus { start_vus: w.start_vus.unwrap_or(0), stages })
+            Some(Executor::RampingVus {
+                start_vus: w.start_vus.unwrap_or(0),
+                stages,
+            })
         }
         "constant-arrival-rate" => {
             let Some(rate) = w.rate else {
@@ -352,16 +430,28 @@ fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides,
                 return None;
             };
             if rate <= 0.0 || !rate.is_finite() {
-                p.push(format!("`workload.rate` = {rate} must be more than 0 (arrivals per second)"));
+                p.push(format!(
+                    "`workload.rate` = {rate} must be more than 0 (arrivals per second)"
+                ));
             }
-            need_duration(p).map(|duration| Executor::ConstantArrivalRate { rate, duration, max_in_flight, preallocate })
+            need_duration(p).map(|duration| Executor::ConstantArrivalRate {
+                rate,
+                duration,
+                max_in_flight,
+                preallocate,
+            })
         }
         "ramping-arrival-rate" => {
             let Some(stages) = stages(p) else {
                 p.push("`workload.stages` is missing: executor \"ramping-arrival-rate\" needs stages = [{ duration = \"10s\", target = 100 }, ...] (target in arrivals per second)".into());
                 return None;
             };
-            Some(Executor::RampingArrivalRate { start_rate: w.start_rate.unwrap_or(0.0), stages, max_in_flight, preallocate })
+            Some(Executor::RampingArrivalRate {
+                start_rate: w.start_rate.unwrap_or(0.0),
+                stages,
+                max_in_flight,
+                preallocate,
+            })
         }
         other => {
             p.push(format!("`workload.executor` = \"{other}\" is not known; use constant-vus, ramping-vus, constant-arrival-rate or ramping-arrival-rate"));
@@ -369,7 +459,10 @@ fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides,
         }
     };
     let executor = executor?;
-    let is_open = matches!(executor, Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. });
+    let is_open = matches!(
+        executor,
+        Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. }
+    );
     if is_open && (w.vus.is_some() || w.start_vus.is_some()) {
         p.push(format!("`workload.vus` does not apply to executor \"{executor_name}\"; it uses `rate` and `max_in_flight`"));
     }
@@ -389,10 +482,16 @@ fn workload_from(w: RawWorkload, run_duration: Option<Duration>, ov: &Overrides,
 
 fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
     let key = |k: &str| format!("mix[{i}].{k}");
-    let timeout = o.timeout.as_ref().and_then(|t| duration(t, &key("timeout"), p));
+    let timeout = o
+        .timeout
+        .as_ref()
+        .and_then(|t| duration(t, &key("timeout"), p));
     let weight = o.weight.unwrap_or(1);
     if weight == 0 {
-        p.push(format!("`{}` is 0; leave the entry out instead", key("weight")));
+        p.push(format!(
+            "`{}` is 0; leave the entry out instead",
+            key("weight")
+        ));
     }
     let template = |p: &mut Vec<String>| -> Template {
         match &o.arguments {
@@ -415,21 +514,52 @@ fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
     };
     let kind = match o.op.as_str() {
         "tools/call" => {
-            unused(&[("uri", o.uri.is_some()), ("prompt", o.prompt.is_some())], p);
+            unused(
+                &[("uri", o.uri.is_some()), ("prompt", o.prompt.is_some())],
+                p,
+            );
             let Some(tool) = o.tool.clone() else {
-                p.push(format!("`{}` is missing: op \"tools/call\" needs the tool's name", key("tool")));
+                p.push(format!(
+                    "`{}` is missing: op \"tools/call\" needs the tool's name",
+                    key("tool")
+                ));
                 return None;
             };
-            OpKind::CallTool { tool, arguments: template(p) }
+            OpKind::CallTool {
+                tool,
+                arguments: template(p),
+            }
         }
         "tools/list" | "ping" => {
-            unused(&[("tool", o.tool.is_some()), ("uri", o.uri.is_some()), ("arguments", o.arguments.is_some()), ("prompt", o.prompt.is_some())], p);
-            if o.op == "ping" { OpKind::Ping } else { OpKind::ListTools }
+            unused(
+                &[
+                    ("tool", o.tool.is_some()),
+                    ("uri", o.uri.is_some()),
+                    ("arguments", o.arguments.is_some()),
+                    ("prompt", o.prompt.is_some()),
+                ],
+                p,
+            );
+            if o.op == "ping" {
+                OpKind::Ping
+            } else {
+                OpKind::ListTools
+            }
         }
         "resources/read" => {
-            unused(&[("tool", o.tool.is_some()), ("arguments", o.arguments.is_some()), ("prompt", o.prompt.is_some())], p);
+            unused(
+                &[
+                    ("tool", o.tool.is_some()),
+                    ("arguments", o.arguments.is_some()),
+                    ("prompt", o.prompt.is_some()),
+                ],
+                p,
+            );
             let Some(uri) = o.uri.clone() else {
-                p.push(format!("`{}` is missing: op \"resources/read\" needs the resource's uri", key("uri")));
+                p.push(format!(
+                    "`{}` is missing: op \"resources/read\" needs the resource's uri",
+                    key("uri")
+                ));
                 return None;
             };
             OpKind::ReadResource { uri }
@@ -437,17 +567,27 @@ fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
         "prompts/get" => {
             unused(&[("tool", o.tool.is_some()), ("uri", o.uri.is_some())], p);
             let Some(prompt) = o.prompt.clone() else {
-                p.push(format!("`{}` is missing: op \"prompts/get\" needs the prompt's name", key("prompt")));
+                p.push(format!(
+                    "`{}` is missing: op \"prompts/get\" needs the prompt's name",
+                    key("prompt")
+                ));
                 return None;
             };
-            OpKind::GetPrompt { name: prompt, arguments: template(p) }
+            OpKind::GetPrompt {
+                name: prompt,
+                arguments: template(p),
+            }
         }
         other => {
             p.push(format!("`{}` = \"{other}\" is not an operation; use tools/call, tools/list, resources/read, prompts/get or ping", key("op")));
             return None;
         }
     };
-    Some(OpSpec { weight, kind, timeout })
+    Some(OpSpec {
+        weight,
+        kind,
+        timeout,
+    })
 }
 
 #[cfg(test)]
@@ -481,7 +621,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.criteria.len(), 2);
-        assert!(matches!(p.workload.executor, Executor::ConstantVus { vus: 3, .. }));
+        assert!(matches!(
+            p.workload.executor,
+            Executor::ConstantVus { vus: 3, .. }
+        ));
         assert_eq!(p.mix.unwrap().len(), 2);
     }
 
@@ -502,7 +645,13 @@ mod tests {
         )
         .unwrap_err();
         let all = e.to_string();
-        for needle in ["`duration` = \"five\"", "criteria[0]", "workload.timeout", "mix[0].tool", "mix[1].op"] {
+        for needle in [
+            "`duration` = \"five\"",
+            "criteria[0]",
+            "workload.timeout",
+            "mix[0].tool",
+            "mix[1].op",
+        ] {
             assert!(all.contains(needle), "missing {needle} in:\n{all}");
         }
         assert!(all.starts_with("s.toml: "), "{all}");
@@ -514,12 +663,16 @@ mod tests {
         let all = e.to_string();
         assert!(all.contains("line 3") && all.contains("vuz"), "{all}");
         let e = plan("[workload]\nvus = 1\ncriteria = [\"p95 < 1s\"]\n").unwrap_err();
-        assert!(e.to_string().contains("must come before the first [table]"), "{e}");
+        assert!(
+            e.to_string().contains("must come before the first [table]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn open_model_needs_rate() {
-        let e = plan("duration = \"1s\"\n[workload]\nexecutor = \"constant-arrival-rate\"\n").unwrap_err();
+        let e = plan("duration = \"1s\"\n[workload]\nexecutor = \"constant-arrival-rate\"\n")
+            .unwrap_err();
         assert!(e.to_string().contains("workload.rate"), "{e}");
     }
 }

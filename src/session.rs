@@ -38,7 +38,11 @@ impl Session {
         protocol_version: &str,
         timeout: Duration,
     ) -> Result<Session, CallError> {
-        let mut session = Session { transport, next_id: 1, info: ServerInfo::default() };
+        let mut session = Session {
+            transport,
+            next_id: 1,
+            info: ServerInfo::default(),
+        };
         let params = json!({
             "protocolVersion": protocol_version,
             "capabilities": {},
@@ -60,8 +64,9 @@ impl Session {
         };
         session.transport.negotiated(&info.protocol_version);
         session.info = info;
-        let initialized = serde_json::to_vec(&Outgoing::notification("notifications/initialized", None))
-            .unwrap_or_default();
+        let initialized =
+            serde_json::to_vec(&Outgoing::notification("notifications/initialized", None))
+                .unwrap_or_default();
         match tokio::time::timeout(timeout, session.transport.notify(initialized)).await {
             Ok(Ok(())) => Ok(session),
             Ok(Err(e)) => {
@@ -85,7 +90,9 @@ impl Session {
         let id = self.next_id;
         self.next_id += 1;
         let body = serde_json::to_vec(&Outgoing::request(id, method, params)).map_err(|e| {
-            CallError::Protocol { detail: format!("cannot serialize the request: {e}") }
+            CallError::Protocol {
+                detail: format!("cannot serialize the request: {e}"),
+            }
         })?;
         match tokio::time::timeout(timeout, self.transport.request(id, body)).await {
             Ok(r) => r,
@@ -93,11 +100,13 @@ impl Session {
                 // Tell the server to stop working on it; a hung server won't read this, so
                 // don't wait long.
                 let cancel = json!({"requestId": id, "reason": "timeout"});
-                if let Ok(b) =
-                    serde_json::to_vec(&Outgoing::notification("notifications/cancelled", Some(&cancel)))
-                {
-                    let _ = tokio::time::timeout(Duration::from_millis(500), self.transport.notify(b))
-                        .await;
+                if let Ok(b) = serde_json::to_vec(&Outgoing::notification(
+                    "notifications/cancelled",
+                    Some(&cancel),
+                )) {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(500), self.transport.notify(b))
+                            .await;
                 }
                 Err(CallError::Timeout { after: timeout })
             }
@@ -131,14 +140,21 @@ fn parse_initialize(result: &Value) -> Result<ServerInfo, CallError> {
     }
     let server = result.get("serverInfo");
     let text = |k: &str| {
-        server.and_then(|s| s.get(k)).and_then(Value::as_str).unwrap_or("").to_string()
+        server
+            .and_then(|s| s.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
     };
     Ok(ServerInfo {
         name: text("name"),
         version: text("version"),
         protocol_version: version.to_string(),
         capabilities: result.get("capabilities").cloned().unwrap_or(Value::Null),
-        instructions: result.get("instructions").and_then(Value::as_str).map(str::to_string),
+        instructions: result
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -149,7 +165,10 @@ mod tests {
     #[test]
     fn rejects_unknown_protocol_versions() {
         let err = parse_initialize(&json!({"protocolVersion": "1999-01-01"})).unwrap_err();
-        assert!(err.to_string().contains("protocol version mismatch"), "{err}");
+        assert!(
+            err.to_string().contains("protocol version mismatch"),
+            "{err}"
+        );
         let ok = parse_initialize(&json!({"protocolVersion": "2025-06-18",
             "serverInfo": {"name": "s", "version": "1"}, "capabilities": {"tools": {}}}))
         .unwrap();

@@ -22,7 +22,9 @@ use tokio::io::AsyncBufReadExt;
 #[serde(tag = "transport", rename_all = "snake_case")]
 pub enum TargetSpec {
     /// The reference server of this binary, over HTTP or stdio.
-    Embedded { stdio: bool },
+    Embedded {
+        stdio: bool,
+    },
     Stdio(StdioSpec),
     Http {
         url: String,
@@ -35,8 +37,16 @@ fn redacted<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<
     let shown: BTreeMap<&str, String> = h
         .iter()
         .map(|(k, v)| {
-            let secret = ["authorization", "cookie", "x-api-key"].contains(&k.to_ascii_lowercase().as_str());
-            (k.as_str(), if secret { "<redacted>".to_string() } else { v.clone() })
+            let secret =
+                ["authorization", "cookie", "x-api-key"].contains(&k.to_ascii_lowercase().as_str());
+            (
+                k.as_str(),
+                if secret {
+                    "<redacted>".to_string()
+                } else {
+                    v.clone()
+                },
+            )
         })
         .collect();
     shown.serialize(s)
@@ -53,14 +63,20 @@ impl TargetSpec {
             return Ok(TargetSpec::Embedded { stdio: true });
         }
         if s.starts_with("http://") || s.starts_with("https://") {
-            reqwest::Url::parse(s).map_err(|e| format!("--target `{s}` is not a valid URL: {e}"))?;
-            return Ok(TargetSpec::Http { url: s.to_string(), headers });
+            reqwest::Url::parse(s)
+                .map_err(|e| format!("--target `{s}` is not a valid URL: {e}"))?;
+            return Ok(TargetSpec::Http {
+                url: s.to_string(),
+                headers,
+            });
         }
         if let Some(cmd) = s.strip_prefix("stdio:") {
             let words = shlex::split(cmd)
                 .ok_or_else(|| format!("--target `{s}`: the command has unbalanced quotes"))?;
             let (command, args) = words.split_first().ok_or_else(|| {
-                format!("--target `{s}`: no command after `stdio:` (example: stdio:python3 server.py)")
+                format!(
+                    "--target `{s}`: no command after `stdio:` (example: stdio:python3 server.py)"
+                )
             })?;
             return Ok(TargetSpec::Stdio(StdioSpec {
                 command: command.clone(),
@@ -133,9 +149,10 @@ impl EmbeddedServer {
             _ => cmd.stderr(std::process::Stdio::null()),
         };
         let command = format!("{} serve --port 0", exe.display());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| CallError::Spawn { command: command.clone(), detail: e.to_string() })?;
+        let mut child = cmd.spawn().map_err(|e| CallError::Spawn {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
         let stdout = child.stdout.take().ok_or_else(|| CallError::Spawn {
             command: command.clone(),
             detail: "no stdout pipe".into(),
@@ -151,7 +168,10 @@ impl EmbeddedServer {
             None => {
                 let code = child.try_wait().ok().flatten().and_then(|s| s.code());
                 let _ = child.kill().await;
-                Err(CallError::ProcessExited { code, stderr_tail: vec![] })
+                Err(CallError::ProcessExited {
+                    code,
+                    stderr_tail: vec![],
+                })
             }
         }
     }
@@ -174,7 +194,11 @@ pub fn server_exe(explicit: Option<&Path>) -> PathBuf {
 
 enum Wire {
     Stdio(StdioSpec),
-    Http { client: reqwest::Client, url: reqwest::Url, headers: HeaderMap },
+    Http {
+        client: reqwest::Client,
+        url: reqwest::Url,
+        headers: HeaderMap,
+    },
 }
 
 /// Opens sessions to one target. Shared by every virtual user of a run.
@@ -222,9 +246,15 @@ impl Connector {
             Wire::Stdio(spec) => {
                 AnyTransport::Stdio(StdioTransport::spawn(spec, self.stderr_log.clone(), n).await?)
             }
-            Wire::Http { client, url, headers } => {
-                AnyTransport::Http(HttpTransport::new(client.clone(), url.clone(), headers.clone()))
-            }
+            Wire::Http {
+                client,
+                url,
+                headers,
+            } => AnyTransport::Http(HttpTransport::new(
+                client.clone(),
+                url.clone(),
+                headers.clone(),
+            )),
         };
         Session::handshake(transport, &self.protocol_version, self.handshake_timeout).await
     }
@@ -244,28 +274,46 @@ mod tests {
 
     #[test]
     fn parses_every_target_form() {
-        assert_eq!(TargetSpec::parse_flag("embedded", &[]).unwrap(), TargetSpec::Embedded { stdio: false });
-        let TargetSpec::Stdio(s) = TargetSpec::parse_flag("stdio:python3 'my server.py' -v", &[]).unwrap() else {
+        assert_eq!(
+            TargetSpec::parse_flag("embedded", &[]).unwrap(),
+            TargetSpec::Embedded { stdio: false }
+        );
+        let TargetSpec::Stdio(s) =
+            TargetSpec::parse_flag("stdio:python3 'my server.py' -v", &[]).unwrap()
+        else {
             panic!("not stdio")
         };
         assert_eq!(s.command, "python3");
         assert_eq!(s.args, vec!["my server.py", "-v"]);
         let h = vec!["Authorization: Bearer abc".to_string()];
-        let TargetSpec::Http { headers, .. } = TargetSpec::parse_flag("http://127.0.0.1:1/mcp", &h).unwrap() else {
+        let TargetSpec::Http { headers, .. } =
+            TargetSpec::parse_flag("http://127.0.0.1:1/mcp", &h).unwrap()
+        else {
             panic!("not http")
         };
         assert_eq!(headers["Authorization"], "Bearer abc");
         let err = TargetSpec::parse_flag("server.py", &[]).unwrap_err();
         assert!(err.contains("--target"), "{err}");
-        assert!(TargetSpec::parse_flag("stdio:", &[]).unwrap_err().contains("no command"));
-        assert!(parse_headers(&["NoColon".into()]).unwrap_err().contains("--header"));
+        assert!(
+            TargetSpec::parse_flag("stdio:", &[])
+                .unwrap_err()
+                .contains("no command")
+        );
+        assert!(
+            parse_headers(&["NoColon".into()])
+                .unwrap_err()
+                .contains("--header")
+        );
     }
 
     #[test]
     fn secrets_are_redacted_in_reports() {
         let mut headers = BTreeMap::new();
         headers.insert("Authorization".to_string(), "Bearer secret".to_string());
-        let spec = TargetSpec::Http { url: "http://127.0.0.1:1/mcp".into(), headers };
+        let spec = TargetSpec::Http {
+            url: "http://127.0.0.1:1/mcp".into(),
+            headers,
+        };
         let json = serde_json::to_string(&spec).unwrap();
         assert!(!json.contains("secret"), "{json}");
     }

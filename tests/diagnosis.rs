@@ -12,11 +12,19 @@ fn refused_connection_exits_3_with_the_cause() {
     let url = format!("http://127.0.0.1:{port}/mcp");
     let r = check(&["--target", &url]);
     assert_eq!(r.code, 3, "{}", r.describe());
-    assert!(r.stderr.contains(&format!("nothing is listening on 127.0.0.1:{port}")), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("nothing is listening on 127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("try:"), "{}", r.stderr);
 
     // The same through `run`: no load is attempted, the cause is the same.
-    let r = run_scenario(&format!("duration = \"2s\"\n[target]\nurl = {url:?}\n"), &["--no-progress"]);
+    let r = run_scenario(
+        &format!("duration = \"2s\"\n[target]\nurl = {url:?}\n"),
+        &["--no-progress"],
+    );
     assert_eq!(r.code, 3, "{}", r.describe());
     assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
 }
@@ -34,9 +42,19 @@ fn a_silent_server_is_a_timeout() {
             std::thread::sleep(std::time::Duration::from_secs(3));
         }
     });
-    let r = check(&["--target", &format!("http://127.0.0.1:{port}/mcp"), "--timeout", "1s"]);
+    let r = check(&[
+        "--target",
+        &format!("http://127.0.0.1:{port}/mcp"),
+        "--timeout",
+        "1s",
+    ]);
     assert_eq!(r.code, 3, "{}", r.describe());
-    assert!(r.stderr.contains("timeout: no answer to `initialize` within 1s"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("timeout: no answer to `initialize` within 1s"),
+        "{}",
+        r.stderr
+    );
     holder.join().ok();
 }
 
@@ -56,17 +74,28 @@ fn unauthorized_shows_www_authenticate() {
             );
         }
     });
-    let r = check(&["--target", &format!("http://127.0.0.1:{port}/mcp"), "-H", "Authorization: Bearer wrong"]);
+    let r = check(&[
+        "--target",
+        &format!("http://127.0.0.1:{port}/mcp"),
+        "-H",
+        "Authorization: Bearer wrong",
+    ]);
     server.join().ok();
     assert_eq!(r.code, 3, "{}", r.describe());
-    for needle in ["HTTP 401", "WWW-Authenticate: Bearer realm=\"mcp\"", "invalid_token", "--header 'Authorization: Bearer"] {
+    for needle in [
+        "HTTP 401",
+        "WWW-Authenticate: Bearer realm=\"mcp\"",
+        "invalid_token",
+        "--header 'Authorization: Bearer",
+    ] {
         assert!(r.stderr.contains(needle), "missing {needle}: {}", r.stderr);
     }
 }
 
 #[test]
 fn a_process_that_exits_shows_its_code_and_stderr() {
-    let script = "import sys; print('config file missing: /etc/nowhere.toml', file=sys.stderr); sys.exit(7)";
+    let script =
+        "import sys; print('config file missing: /etc/nowhere.toml', file=sys.stderr); sys.exit(7)";
     let target = format!("stdio:{} -c \"{script}\"", python());
     let r = check(&["--target", &target]);
     assert_eq!(r.code, 3, "{}", r.describe());
@@ -78,12 +107,20 @@ fn a_process_that_exits_shows_its_code_and_stderr() {
 fn a_missing_command_is_named() {
     let r = check(&["--target", "stdio:/nonexistent/mcp-server --flag"]);
     assert_eq!(r.code, 3, "{}", r.describe());
-    assert!(r.stderr.contains("`/nonexistent/mcp-server` was not found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`/nonexistent/mcp-server` was not found"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn non_json_stdout_is_diagnosed() {
-    let target = format!("stdio:{} {}", python(), fixture("crashy_server.py").display());
+    let target = format!(
+        "stdio:{} {}",
+        python(),
+        fixture("crashy_server.py").display()
+    );
     let out = std::process::Command::new(BIN)
         .args(["check", "--target", &target])
         .env("STDOUT_GARBAGE", "1")
@@ -91,7 +128,10 @@ fn non_json_stdout_is_diagnosed() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("not JSON-RPC") && stderr.contains("this is not json"), "{stderr}");
+    assert!(
+        stderr.contains("not JSON-RPC") && stderr.contains("this is not json"),
+        "{stderr}"
+    );
     assert!(stderr.contains("stderr"), "advice names stderr: {stderr}");
 }
 
@@ -102,17 +142,30 @@ fn broken_scenarios_exit_2_naming_file_and_key() {
         &["--no-progress"],
     );
     assert_eq!(r.code, 2, "{}", r.describe());
-    for needle in ["scenario.toml", "`duration` = \"soon\"", "workload.vus", "mix[0].tool"] {
+    for needle in [
+        "scenario.toml",
+        "`duration` = \"soon\"",
+        "workload.vus",
+        "mix[0].tool",
+    ] {
         assert!(r.stderr.contains(needle), "missing {needle}: {}", r.stderr);
     }
     let r = run_scenario("duration = \"1s\"\n[workload]\nvuz = 2\n", &[]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("line 3") && r.stderr.contains("unknown field `vuz`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("line 3") && r.stderr.contains("unknown field `vuz`"),
+        "{}",
+        r.stderr
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let r = run_args(&["run", "/nonexistent/scenario.toml"], dir);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("/nonexistent/scenario.toml") && r.stderr.contains("cannot read"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/nonexistent/scenario.toml") && r.stderr.contains("cannot read"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -124,7 +177,11 @@ fn bad_flags_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_args(&["run", "--preset", "nope"], dir);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--preset `nope`") && r.stderr.contains("quickstart"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--preset `nope`") && r.stderr.contains("quickstart"),
+        "{}",
+        r.stderr
+    );
     let dir = tempfile::tempdir().unwrap();
     let r = run_args(&["run", "--duration", "fast"], dir);
     assert_eq!(r.code, 2);

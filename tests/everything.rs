@@ -36,12 +36,31 @@ fn assert_clean_run(r: &RunResult) {
     assert_eq!(rep["verdict"], "PASS");
     assert!(r.total("calls") >= 50.0, "{}", r.describe());
     assert_eq!(r.total("failed"), 0.0, "{}", r.describe());
-    for op in ["tools/call", "tools/list", "ping", "resources/read", "prompts/get"] {
-        assert!(rep["latency_ms"]["by_operation"][op]["ok"].as_u64().unwrap_or(0) > 0, "no ok {op}: {}", r.describe());
+    for op in [
+        "tools/call",
+        "tools/list",
+        "ping",
+        "resources/read",
+        "prompts/get",
+    ] {
+        assert!(
+            rep["latency_ms"]["by_operation"][op]["ok"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "no ok {op}: {}",
+            r.describe()
+        );
     }
     let echo = &rep["latency_ms"]["by_tool"]["echo"];
-    assert!(echo["p50"].as_f64().unwrap() > 0.0 && echo["p50"].as_f64().unwrap() <= echo["p99"].as_f64().unwrap());
-    assert!(rep["series"].as_array().map(Vec::len).unwrap_or(0) >= 2, "per-second series");
+    assert!(
+        echo["p50"].as_f64().unwrap() > 0.0
+            && echo["p50"].as_f64().unwrap() <= echo["p99"].as_f64().unwrap()
+    );
+    assert!(
+        rep["series"].as_array().map(Vec::len).unwrap_or(0) >= 2,
+        "per-second series"
+    );
 }
 
 #[test]
@@ -80,13 +99,23 @@ fn generated_arguments_are_accepted_by_everything() {
         "name = \"ev-auto\"\nduration = \"3s\"\n[target]\ncommand = {cmd:?}\nargs = {args:?}\nenv = {{ GZIP_ALLOWED_DOMAINS = \"127.0.0.1\" }}\n[workload]\nvus = 2\nexclude_tools = [\"gzip-file-as-resource\", \"trigger-long-running-operation\", \"simulate-research-query\"]\n"
     );
     let r = run_scenario(&toml, &["--no-progress"]);
-    let tools = r.report()["latency_ms"]["by_tool"].as_object().cloned().unwrap_or_default();
-    assert!(tools.len() >= 8, "expected most tools to be called: {:?}", tools.keys());
+    let tools = r.report()["latency_ms"]["by_tool"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tools.len() >= 8,
+        "expected most tools to be called: {:?}",
+        tools.keys()
+    );
     assert!(!tools.contains_key("gzip-file-as-resource"));
     assert_eq!(r.error_count("jsonrpc_-32602"), 0, "{}", r.describe());
     assert_eq!(r.code, 0, "{}", r.describe());
     let warnings = r.report()["warnings"].to_string();
-    assert!(warnings.contains("skipped tool gzip-file-as-resource"), "{warnings}");
+    assert!(
+        warnings.contains("skipped tool gzip-file-as-resource"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -94,7 +123,14 @@ fn check_lists_everything() {
     let server = everything_http();
     let r = check(&["--target", &server.url(), "--schemas"]);
     assert_eq!(r.code, 0, "{}", r.describe());
-    for needle in ["mcp-servers/everything", "protocol:  2025-11-25", "get-sum", "inputSchema", "args-prompt(city*, state)", "demo://resource/static/document/features.md"] {
+    for needle in [
+        "mcp-servers/everything",
+        "protocol:  2025-11-25",
+        "get-sum",
+        "inputSchema",
+        "args-prompt(city*, state)",
+        "demo://resource/static/document/features.md",
+    ] {
         assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
     }
 }
@@ -105,5 +141,9 @@ fn wrong_path_is_diagnosed_as_404() {
     let url = format!("http://127.0.0.1:{}/nope", server.port);
     let r = check(&["--target", &url]);
     assert_eq!(r.code, 3, "{}", r.describe());
-    assert!(r.stderr.contains("HTTP 404") && r.stderr.contains("/mcp"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("HTTP 404") && r.stderr.contains("/mcp"),
+        "{}",
+        r.stderr
+    );
 }

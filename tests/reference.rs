@@ -10,21 +10,36 @@ use std::time::Duration;
 #[test]
 fn quickstart_preset_passes_against_the_embedded_server() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run_args(&["run", "--duration", "3s", "--progress-interval", "1s"], dir);
+    let r = run_args(
+        &["run", "--duration", "3s", "--progress-interval", "1s"],
+        dir,
+    );
     assert_eq!(r.code, 0, "{}", r.describe());
     let rep = r.report();
     assert_eq!(rep["schema_version"], 1);
     assert_eq!(rep["target"]["server_name"], "mcpstorm-reference");
     assert!(r.total("calls") > 300.0, "{}", r.describe());
     for tool in ["echo", "add", "kv_put", "sleep", "fail"] {
-        assert!(rep["latency_ms"]["by_tool"][tool]["calls"].as_u64().unwrap_or(0) > 0, "{tool} not called");
+        assert!(
+            rep["latency_ms"]["by_tool"][tool]["calls"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "{tool} not called"
+        );
     }
     // The sleep tool sleeps 20 ms: its median says so, give or take scheduling.
-    let sleep_p50 = rep["latency_ms"]["by_tool"]["sleep"]["p50"].as_f64().unwrap();
+    let sleep_p50 = rep["latency_ms"]["by_tool"]["sleep"]["p50"]
+        .as_f64()
+        .unwrap();
     assert!((20.0..60.0).contains(&sleep_p50), "sleep p50 {sleep_p50}");
     assert_eq!(rep["criteria"].as_array().unwrap().len(), 4);
     assert!(r.stdout.contains("verdict: PASS"), "{}", r.stdout);
-    assert!(r.stderr.contains("calls/s"), "progress lines on stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains("calls/s"),
+        "progress lines on stderr: {}",
+        r.stderr
+    );
     assert!(rep["client"]["cpu_seconds"].as_f64().unwrap() > 0.0);
 }
 
@@ -50,7 +65,13 @@ arguments = { a = 2, b = "{{seq}}" }
     let r = run_scenario(toml, &["--no-progress"]);
     assert_eq!(r.code, 0, "{}", r.describe());
     assert_eq!(r.total("sessions_opened"), 4.0);
-    assert!(r.report()["latency_ms"]["by_tool"]["echo"]["ok"].as_u64().unwrap() > 5, "1 MB echoes went through");
+    assert!(
+        r.report()["latency_ms"]["by_tool"]["echo"]["ok"]
+            .as_u64()
+            .unwrap()
+            > 5,
+        "1 MB echoes went through"
+    );
 }
 
 #[test]
@@ -63,7 +84,12 @@ fn criteria_that_cannot_hold_exit_1() {
     let r = run_scenario(&toml, &["--no-progress"]);
     assert_eq!(r.code, 1, "{}", r.describe());
     let crit = r.report()["criteria"].as_array().unwrap().clone();
-    assert_eq!(crit.iter().map(|c| c["passed"].as_bool().unwrap()).collect::<Vec<_>>(), vec![false, false, true]);
+    assert_eq!(
+        crit.iter()
+            .map(|c| c["passed"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        vec![false, false, true]
+    );
     assert_eq!(r.report()["verdict"], "FAIL");
     assert!(r.stdout.contains("FAIL  p50 < 1us"), "{}", r.stdout);
 }
@@ -79,10 +105,21 @@ fn tool_errors_are_counted_by_kind_with_samples() {
     assert_eq!(r.code, 0, "{}", r.describe());
     assert!(r.error_count("tool_error") > 0);
     let errors = r.report()["errors"].as_array().unwrap().clone();
-    let unknown: Vec<_> = errors.iter().filter(|e| e["kind"] != "tool_error").collect();
-    assert!(!unknown.is_empty(), "an unknown tool is an error of its own kind: {errors:?}");
+    let unknown: Vec<_> = errors
+        .iter()
+        .filter(|e| e["kind"] != "tool_error")
+        .collect();
+    assert!(
+        !unknown.is_empty(),
+        "an unknown tool is an error of its own kind: {errors:?}"
+    );
     let sample = &errors[0]["samples"][0];
-    assert!(sample["operation"].as_str().unwrap().starts_with("tools/call"));
+    assert!(
+        sample["operation"]
+            .as_str()
+            .unwrap()
+            .starts_with("tools/call")
+    );
     assert!(!sample["message"].as_str().unwrap().is_empty());
 }
 
@@ -96,7 +133,10 @@ fn constant_arrival_rate_hits_its_rate_without_drops() {
     let r = run_scenario(&toml, &["--no-progress"]);
     assert_eq!(r.code, 0, "{}", r.describe());
     let calls = r.total("calls");
-    assert!((570.0..=630.0).contains(&calls), "200/s for 3 s gave {calls} calls");
+    assert!(
+        (570.0..=630.0).contains(&calls),
+        "200/s for 3 s gave {calls} calls"
+    );
     assert_eq!(r.total("dropped_iterations"), 0.0);
 }
 
@@ -113,7 +153,10 @@ fn an_overloaded_open_model_drops_and_measures_from_the_intended_start() {
     let dropped = r.total("dropped_iterations");
     let calls = r.total("calls");
     assert!(dropped >= 60.0, "dropped {dropped}: {}", r.describe());
-    assert!((50.0..=70.0).contains(&calls), "4 in flight x 5/s x 3 s = 60, got {calls}");
+    assert!(
+        (50.0..=70.0).contains(&calls),
+        "4 in flight x 5/s x 3 s = 60, got {calls}"
+    );
     assert!(r.report()["warnings"].to_string().contains("dropped"));
     let p50 = r.report()["latency_ms"]["overall"]["p50"].as_f64().unwrap();
     assert!(p50 >= 199.0, "p50 {p50}");
@@ -129,8 +172,11 @@ fn ramping_vus_follow_their_stages() {
     let r = run_scenario(&toml, &["--no-progress"]);
     assert_eq!(r.code, 0, "{}", r.describe());
     let series = r.report()["series"].as_array().unwrap().clone();
-    let active: Vec<u64> = series.iter().map(|p| p["active_sessions"].as_u64().unwrap()).collect();
-    assert!(active.iter().any(|a| *a == 6), "peak of 6 sessions: {active:?}");
+    let active: Vec<u64> = series
+        .iter()
+        .map(|p| p["active_sessions"].as_u64().unwrap())
+        .collect();
+    assert!(active.contains(&6), "peak of 6 sessions: {active:?}");
     assert!(active[0] < 6, "ramp starts low: {active:?}");
     assert!(active.iter().all(|a| *a <= 6), "{active:?}");
     // 6 VUs x ~20 pings/s (50 ms think) for the plateau alone.
@@ -149,7 +195,10 @@ fn session_churn_reconnects_every_n_operations() {
     let calls = r.total("calls");
     let sessions = r.total("sessions_opened");
     let expected = calls / 5.0;
-    assert!((sessions - 1.0 - expected).abs() <= 3.0, "{sessions} sessions for {calls} calls");
+    assert!(
+        (sessions - 1.0 - expected).abs() <= 3.0,
+        "{sessions} sessions for {calls} calls"
+    );
 }
 
 #[test]
@@ -165,7 +214,14 @@ fn a_restarted_server_loses_sessions_and_the_run_reports_it() {
     .unwrap();
     let out = scenario.path().join("out");
     let mut run = Command::new(BIN)
-        .args(["run", path.to_str().unwrap(), "--progress-interval", "1s", "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--progress-interval",
+            "1s",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -175,7 +231,10 @@ fn a_restarted_server_loses_sessions_and_the_run_reports_it() {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "mcpstorm ended before any progress");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "mcpstorm ended before any progress"
+        );
         if line.contains("calls/s") && !line.contains(" 0.0 calls/s") {
             break;
         }
@@ -183,14 +242,30 @@ fn a_restarted_server_loses_sessions_and_the_run_reports_it() {
     server.kill();
     let _server2 = reference_http_on(port);
     let status = run.wait().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let lost = report["totals"]["sessions_lost"].as_u64().unwrap();
     assert!(lost >= 1, "sessions lost: {report}");
-    let kinds: Vec<String> = report["errors"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
     assert!(kinds.contains(&"session_lost".to_string()), "{kinds:?}");
     // The VUs re-initialized on the new server and went on.
-    let last = report["series"].as_array().unwrap().iter().rev().find(|p| p["calls"].as_u64().unwrap() > 0).unwrap().clone();
-    assert!(last["ok"].as_u64().unwrap() > 0, "calls succeed after the restart: {last}");
+    let last = report["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|p| p["calls"].as_u64().unwrap() > 0)
+        .unwrap()
+        .clone();
+    assert!(
+        last["ok"].as_u64().unwrap() > 0,
+        "calls succeed after the restart: {last}"
+    );
     assert!(status.code().is_some());
     let _ = Duration::ZERO;
 }

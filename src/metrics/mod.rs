@@ -52,7 +52,12 @@ struct OpStats {
 
 impl OpStats {
     fn new() -> Self {
-        Self { hist: histogram(), calls: 0, ok: 0, failed: 0 }
+        Self {
+            hist: histogram(),
+            calls: 0,
+            ok: 0,
+            failed: 0,
+        }
     }
 }
 
@@ -130,7 +135,12 @@ impl Recorder {
         let mut g = self.lock();
         let inner = &mut *g;
         let stats = inner.ops.entry(op.clone()).or_insert_with(OpStats::new);
-        for s in [stats, &mut inner.overall, &mut inner.second, &mut inner.interval] {
+        for s in [
+            stats,
+            &mut inner.overall,
+            &mut inner.second,
+            &mut inner.interval,
+        ] {
             s.calls += 1;
             match outcome {
                 Ok(()) => {
@@ -142,10 +152,17 @@ impl Recorder {
         }
         if let Err(e) = outcome {
             let kind = e.kind();
-            let entry = inner.errors.entry(kind).or_insert(ErrorStats { count: 0, samples: Vec::new() });
+            let entry = inner.errors.entry(kind).or_insert(ErrorStats {
+                count: 0,
+                samples: Vec::new(),
+            });
             entry.count += 1;
             if entry.samples.len() < SAMPLES_PER_KIND {
-                entry.samples.push(ErrorSample { at_s, operation: op.label(), message: describe(e) });
+                entry.samples.push(ErrorSample {
+                    at_s,
+                    operation: op.label(),
+                    message: describe(e),
+                });
             }
         }
     }
@@ -216,12 +233,18 @@ impl Recorder {
     }
 
     /// Figures by MCP method and by tool; histograms of the same method or tool are merged.
-    pub fn by_operation_and_tool(&self) -> (BTreeMap<String, OpFigures>, BTreeMap<String, OpFigures>) {
+    pub fn by_operation_and_tool(
+        &self,
+    ) -> (BTreeMap<String, OpFigures>, BTreeMap<String, OpFigures>) {
         let g = self.lock();
         let mut methods: BTreeMap<String, OpStats> = BTreeMap::new();
         let mut tools: BTreeMap<String, OpStats> = BTreeMap::new();
         for (key, s) in &g.ops {
-            let mut targets = vec![methods.entry(key.method.to_string()).or_insert_with(OpStats::new)];
+            let mut targets = vec![
+                methods
+                    .entry(key.method.to_string())
+                    .or_insert_with(OpStats::new),
+            ];
             if let Some(t) = &key.tool {
                 targets.push(tools.entry(t.clone()).or_insert_with(OpStats::new));
             }
@@ -234,7 +257,17 @@ impl Recorder {
         }
         let figures = |map: BTreeMap<String, OpStats>| {
             map.into_iter()
-                .map(|(k, s)| (k, OpFigures { calls: s.calls, ok: s.ok, failed: s.failed, latency: percentiles(&s.hist) }))
+                .map(|(k, s)| {
+                    (
+                        k,
+                        OpFigures {
+                            calls: s.calls,
+                            ok: s.ok,
+                            failed: s.failed,
+                            latency: percentiles(&s.hist),
+                        },
+                    )
+                })
                 .collect()
         };
         (figures(methods), figures(tools))
@@ -252,7 +285,7 @@ impl Recorder {
                 samples: e.samples.clone(),
             })
             .collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count));
+        out.sort_by_key(|e| std::cmp::Reverse(e.count));
         out
     }
 
@@ -285,7 +318,13 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
 fn describe(e: &CallError) -> String {
     match e {
         CallError::ProcessExited { stderr_tail, .. } if !stderr_tail.is_empty() => {
-            let last: Vec<&str> = stderr_tail.iter().rev().take(3).rev().map(String::as_str).collect();
+            let last: Vec<&str> = stderr_tail
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .map(String::as_str)
+                .collect();
             format!("{e}; last stderr: {}", last.join(" | "))
         }
         _ => e.to_string(),
@@ -299,12 +338,24 @@ mod tests {
     #[test]
     fn records_by_operation_tool_and_kind() {
         let r = Recorder::default();
-        let echo = OpKey { method: "tools/call", tool: Some("echo".into()) };
-        let ping = OpKey { method: "ping", tool: None };
+        let echo = OpKey {
+            method: "tools/call",
+            tool: Some("echo".into()),
+        };
+        let ping = OpKey {
+            method: "ping",
+            tool: None,
+        };
         for i in 1..=100u64 {
             r.record(&echo, Duration::from_millis(i), Ok(()));
         }
-        r.record(&ping, Duration::from_millis(1), Err(&CallError::Timeout { after: Duration::from_secs(1) }));
+        r.record(
+            &ping,
+            Duration::from_millis(1),
+            Err(&CallError::Timeout {
+                after: Duration::from_secs(1),
+            }),
+        );
         assert_eq!(r.totals(), (101, 100, 1));
         let overall = r.overall();
         assert!((overall.p50 - 50.0).abs() < 0.1, "{overall:?}");

@@ -11,7 +11,10 @@ pub fn self_usage() -> (f64, f64) {
         return (0.0, 0.0);
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
+    (
+        secs(ru.ru_utime) + secs(ru.ru_stime),
+        ru.ru_maxrss as f64 / 1024.0,
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +36,12 @@ impl ProcSampler {
         // SAFETY: sysconf only reads a configuration value.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-        Self { pid, last: None, ticks_per_s: ticks, page }
+        Self {
+            pid,
+            last: None,
+            ticks_per_s: ticks,
+            page,
+        }
     }
 
     pub fn sample(&mut self) -> Option<Sample> {
@@ -46,11 +54,17 @@ impl ProcSampler {
         let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
         let now = Instant::now();
         let cpu_pct = self.last.map(|(t, prev)| {
-            let wall = now.duration_since(t).max(Duration::from_millis(1)).as_secs_f64();
+            let wall = now
+                .duration_since(t)
+                .max(Duration::from_millis(1))
+                .as_secs_f64();
             (ticks.saturating_sub(prev) as f64 / self.ticks_per_s) / wall * 100.0
         });
         self.last = Some((now, ticks));
-        Some(Sample { rss_bytes: rss_pages * self.page, cpu_pct })
+        Some(Sample {
+            rss_bytes: rss_pages * self.page,
+            cpu_pct,
+        })
     }
 }
 

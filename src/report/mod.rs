@@ -157,7 +157,10 @@ impl Report {
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), crate::error::Error> {
-        let io = |source| crate::error::Error::Io { what: format!("writing {}", path.display()), source };
+        let io = |source| crate::error::Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        };
         let json = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
         std::fs::write(path, json).map_err(io)
     }

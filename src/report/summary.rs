@@ -7,8 +7,16 @@ use std::fmt::Write;
 pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     let mut s = String::new();
     let t = &r.target;
-    let name = r.scenario.get("name").and_then(|v| v.as_str()).unwrap_or("scenario");
-    let _ = writeln!(s, "\nmcpstorm {}: {} against {}", r.tool_version, name, t.description);
+    let name = r
+        .scenario
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("scenario");
+    let _ = writeln!(
+        s,
+        "\nmcpstorm {}: {} against {}",
+        r.tool_version, name, t.description
+    );
     let _ = writeln!(
         s,
         "server {} {} over {}, protocol {}",
@@ -31,10 +39,22 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     let _ = writeln!(
         s,
         "\n{:<34} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "operation (latency ms, ok calls)", "calls", "ok %", "p50", "p90", "p95", "p99", "p99.9", "max"
+        "operation (latency ms, ok calls)",
+        "calls",
+        "ok %",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "max"
     );
     let mut row = |label: &str, f: &OpFigures| {
-        let ok = if f.calls == 0 { 0.0 } else { f.ok as f64 * 100.0 / f.calls as f64 };
+        let ok = if f.calls == 0 {
+            0.0
+        } else {
+            f.ok as f64 * 100.0 / f.calls as f64
+        };
         let l = &f.latency;
         let _ = writeln!(
             s,
@@ -53,15 +73,30 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     for (tool, f) in &r.latency_ms.by_tool {
         row(&format!("tools/call {tool}"), f);
     }
-    for (op, f) in r.latency_ms.by_operation.iter().filter(|(k, _)| k.as_str() != "tools/call") {
+    for (op, f) in r
+        .latency_ms
+        .by_operation
+        .iter()
+        .filter(|(k, _)| k.as_str() != "tools/call")
+    {
         row(op, f);
     }
     row("all", &r.overall_figures());
     if !r.errors.is_empty() {
         let _ = writeln!(s, "\nerrors:");
         for e in &r.errors {
-            let sample = e.samples.first().map(|x| format!("{}: {}", x.operation, x.message)).unwrap_or_default();
-            let _ = writeln!(s, "  {:<18} {:>8}  e.g. {}", e.kind, e.count, crate::error::excerpt(&sample, 110));
+            let sample = e
+                .samples
+                .first()
+                .map(|x| format!("{}: {}", x.operation, x.message))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:<18} {:>8}  e.g. {}",
+                e.kind,
+                e.count,
+                crate::error::excerpt(&sample, 110)
+            );
         }
     }
     let c = &r.client;
@@ -79,7 +114,10 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     }
     let _ = writeln!(s, "\ncriteria:");
     for c in &r.criteria {
-        let observed = c.observed.map(|v| format!("{v:.4}")).unwrap_or_else(|| "no data".into());
+        let observed = c
+            .observed
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "no data".into());
         let _ = writeln!(
             s,
             "  {}  {} {}   (observed {})",
@@ -89,7 +127,15 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
             observed
         );
     }
-    let _ = writeln!(s, "\nverdict: {}", if r.verdict == Verdict::Pass { "PASS" } else { "FAIL" });
+    let _ = writeln!(
+        s,
+        "\nverdict: {}",
+        if r.verdict == Verdict::Pass {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    );
     if let Some(p) = report_path {
         let _ = writeln!(s, "report:  {}", p.display());
     }

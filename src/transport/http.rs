@@ -68,7 +68,11 @@ impl HttpTransport {
         if let Some(v) = &self.protocol_version {
             req = req.header(HeaderName::from_static(VERSION_HEADER), v.clone());
         }
-        let resp = req.body(body).send().await.map_err(|e| classify(&e, &self.url))?;
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&e, &self.url))?;
         if let Some(sid) = resp.headers().get(SESSION_HEADER) {
             self.session_id = Some(sid.clone());
         }
@@ -89,7 +93,11 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = resp.text().await.unwrap_or_default();
-        CallError::HttpStatus { status, body: excerpt(&body, 300), www_authenticate }
+        CallError::HttpStatus {
+            status,
+            body: excerpt(&body, 300),
+            www_authenticate,
+        }
     }
 
     async fn read_sse(&mut self, resp: reqwest::Response, id: u64) -> Result<Value, CallError> {
@@ -224,12 +232,17 @@ pub(crate) fn classify(err: &reqwest::Error, url: &reqwest::Url) -> CallError {
     if refused || lower.contains("connection refused") {
         CallError::ConnectRefused { addr }
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        CallError::Dns { host: url.host_str().unwrap_or("?").to_string(), detail: text }
+        CallError::Dns {
+            host: url.host_str().unwrap_or("?").to_string(),
+            detail: text,
+        }
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
     {
         CallError::Tls { detail: text }
     } else if err.is_timeout() {
-        CallError::Timeout { after: Duration::from_secs(10) }
+        CallError::Timeout {
+            after: Duration::from_secs(10),
+        }
     } else {
         CallError::Connection { detail: text }
     }

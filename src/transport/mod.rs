@@ -102,9 +102,12 @@ pub(crate) fn step(raw: &[u8], want: u64) -> Step {
         }
     };
     match msg.classify() {
-        Classified::Response { id, outcome } if id == want => Step::Done(outcome.map_err(|e| {
-            CallError::JsonRpc { code: e.code, message: crate::error::excerpt(&e.message, 200) }
-        })),
+        Classified::Response { id, outcome } if id == want => {
+            Step::Done(outcome.map_err(|e| CallError::JsonRpc {
+                code: e.code,
+                message: crate::error::excerpt(&e.message, 200),
+            }))
+        }
         // An answer to an earlier request that timed out: stale, not ours any more.
         Classified::Response { .. } | Classified::Notification => Step::Skip,
         Classified::ServerRequest { id, method } => {

@@ -57,7 +57,10 @@ impl Decoder {
     fn line(&mut self, line: &[u8], out: &mut Vec<Event>) {
         if line.is_empty() {
             if self.has_data && !self.data.is_empty() {
-                out.push(Event { event: self.event.take(), data: std::mem::take(&mut self.data) });
+                out.push(Event {
+                    event: self.event.take(),
+                    data: std::mem::take(&mut self.data),
+                });
             }
             self.data.clear();
             self.event = None;
@@ -107,8 +110,14 @@ mod tests {
         let crlf = b"id: 1\r\nevent: message\r\ndata: {\"a\":1}\r\n\r\n: comment\r\ndata: x\r\ndata: y\r\n\r\n";
         let cr = b"id: 1\revent: message\rdata: {\"a\":1}\r\r: comment\rdata: x\rdata: y\r\r";
         let expected = vec![
-            Event { event: Some("message".into()), data: "{\"a\":1}".into() },
-            Event { event: None, data: "x\ny".into() },
+            Event {
+                event: Some("message".into()),
+                data: "{\"a\":1}".into(),
+            },
+            Event {
+                event: None,
+                data: "x\ny".into(),
+            },
         ];
         for input in [&lf[..], &crlf[..], &cr[..]] {
             for piece in [1, 2, 3, 7, 1000] {
@@ -120,6 +129,12 @@ mod tests {
     #[test]
     fn empty_priming_events_are_skipped() {
         let out = decode_in_pieces(b"id: 0\nretry: 3000\ndata: \n\ndata: {}\n\n", 4);
-        assert_eq!(out, vec![Event { event: None, data: "{}".into() }]);
+        assert_eq!(
+            out,
+            vec![Event {
+                event: None,
+                data: "{}".into()
+            }]
+        );
     }
 }

@@ -48,7 +48,9 @@ pub struct StderrLog {
 impl StderrLog {
     pub fn to_file(path: &std::path::Path) -> std::io::Result<Self> {
         let f = std::fs::File::create(path)?;
-        Ok(Self { file: Some(Mutex::new(std::io::BufWriter::new(f))) })
+        Ok(Self {
+            file: Some(Mutex::new(std::io::BufWriter::new(f))),
+        })
     }
     fn write(&self, session: u64, line: &str) {
         if let Some(f) = &self.file
@@ -174,7 +176,9 @@ impl StdioTransport {
             });
         }
         let Some(stdin) = self.stdin.as_mut() else {
-            return Err(CallError::Connection { detail: "stdin already closed".into() });
+            return Err(CallError::Connection {
+                detail: "stdin already closed".into(),
+            });
         };
         body.push(b'\n');
         self.poisoned = true;
@@ -195,10 +199,16 @@ impl StdioTransport {
             let _ = tokio::time::timeout(Duration::from_millis(300), task).await;
             self.stderr_task = None;
         }
-        let stderr_tail: Vec<String> =
-            self.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+        let stderr_tail: Vec<String> = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
         match status {
-            Ok(Ok(s)) => CallError::ProcessExited { code: s.code(), stderr_tail },
+            Ok(Ok(s)) => CallError::ProcessExited {
+                code: s.code(),
+                stderr_tail,
+            },
             _ => CallError::Connection {
                 detail: "the server closed its stdout but is still running".into(),
             },
@@ -214,7 +224,9 @@ impl Transport for StdioTransport {
             let n = match self.stdout.read_until(b'\n', &mut self.line).await {
                 Ok(n) => n,
                 Err(e) => {
-                    return Err(CallError::Connection { detail: format!("reading stdout: {e}") });
+                    return Err(CallError::Connection {
+                        detail: format!("reading stdout: {e}"),
+                    });
                 }
             };
             if n == 0 && !self.line.ends_with(b"\n") {
@@ -222,7 +234,11 @@ impl Transport for StdioTransport {
             }
             let line = std::mem::take(&mut self.line);
             let trimmed = line.trim_ascii();
-            let outcome = if trimmed.is_empty() { Step::Skip } else { step(trimmed, id) };
+            let outcome = if trimmed.is_empty() {
+                Step::Skip
+            } else {
+                step(trimmed, id)
+            };
             self.line = line;
             self.line.clear();
             match outcome {
@@ -239,7 +255,12 @@ impl Transport for StdioTransport {
 
     fn session_survives(&self, err: &CallError) -> bool {
         !self.poisoned
-            && !matches!(err, CallError::ProcessExited { .. } | CallError::Connection { .. } | CallError::Spawn { .. })
+            && !matches!(
+                err,
+                CallError::ProcessExited { .. }
+                    | CallError::Connection { .. }
+                    | CallError::Spawn { .. }
+            )
     }
 
     async fn close(mut self) {

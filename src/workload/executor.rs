@@ -16,17 +16,31 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 pub async fn run(sh: Arc<Shared>, executor: &Executor) {
     match executor {
         Executor::ConstantVus { vus, duration } => {
-            let stages = vec![Stage { duration: *duration, target: *vus as f64 }];
+            let stages = vec![Stage {
+                duration: *duration,
+                target: *vus as f64,
+            }];
             closed(sh, *vus as f64, &stages).await
         }
         Executor::RampingVus { start_vus, stages } => closed(sh, *start_vus as f64, stages).await,
-        Executor::ConstantArrivalRate { rate, duration, max_in_flight, preallocate } => {
-            let stages = vec![Stage { duration: *duration, target: *rate }];
+        Executor::ConstantArrivalRate {
+            rate,
+            duration,
+            max_in_flight,
+            preallocate,
+        } => {
+            let stages = vec![Stage {
+                duration: *duration,
+                target: *rate,
+            }];
             open(sh, *rate, &stages, *max_in_flight, *preallocate).await
         }
-        Executor::RampingArrivalRate { start_rate, stages, max_in_flight, preallocate } => {
-            open(sh, *start_rate, stages, *max_in_flight, *preallocate).await
-        }
+        Executor::RampingArrivalRate {
+            start_rate,
+            stages,
+            max_in_flight,
+            preallocate,
+        } => open(sh, *start_rate, stages, *max_in_flight, *preallocate).await,
     }
 }
 
@@ -106,7 +120,13 @@ async fn drain<T: 'static>(sh: &Shared, mut tasks: JoinSet<T>) -> Vec<T> {
     }
 }
 
-async fn open(sh: Arc<Shared>, start_rate: f64, stages: &[Stage], max_in_flight: u32, preallocate: u32) {
+async fn open(
+    sh: Arc<Shared>,
+    start_rate: f64,
+    stages: &[Stage],
+    max_in_flight: u32,
+    preallocate: u32,
+) {
     let total: Duration = stages.iter().map(|s| s.duration).sum();
     let mut idle: Vec<Vu> = {
         let mut pre = JoinSet::new();

@@ -42,7 +42,10 @@ pub enum Executor {
         #[serde(serialize_with = "ser_duration")]
         duration: Duration,
     },
-    RampingVus { start_vus: u32, stages: Vec<Stage> },
+    RampingVus {
+        start_vus: u32,
+        stages: Vec<Stage>,
+    },
     ConstantArrivalRate {
         rate: f64,
         #[serde(serialize_with = "ser_duration")]
@@ -50,7 +53,12 @@ pub enum Executor {
         max_in_flight: u32,
         preallocate: u32,
     },
-    RampingArrivalRate { start_rate: f64, stages: Vec<Stage>, max_in_flight: u32, preallocate: u32 },
+    RampingArrivalRate {
+        start_rate: f64,
+        stages: Vec<Stage>,
+        max_in_flight: u32,
+        preallocate: u32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +71,8 @@ pub struct Stage {
 impl Executor {
     pub fn total_duration(&self) -> Duration {
         match self {
-            Executor::ConstantVus { duration, .. } | Executor::ConstantArrivalRate { duration, .. } => *duration,
+            Executor::ConstantVus { duration, .. }
+            | Executor::ConstantArrivalRate { duration, .. } => *duration,
             Executor::RampingVus { stages, .. } | Executor::RampingArrivalRate { stages, .. } => {
                 stages.iter().map(|s| s.duration).sum()
             }
@@ -74,12 +83,14 @@ impl Executor {
     pub fn max_sessions(&self) -> usize {
         match self {
             Executor::ConstantVus { vus, .. } => *vus as usize,
-            Executor::RampingVus { start_vus, stages } => {
-                stages.iter().map(|s| s.target.ceil() as usize).max().unwrap_or(0).max(*start_vus as usize)
-            }
-            Executor::ConstantArrivalRate { max_in_flight, .. } | Executor::RampingArrivalRate { max_in_flight, .. } => {
-                *max_in_flight as usize
-            }
+            Executor::RampingVus { start_vus, stages } => stages
+                .iter()
+                .map(|s| s.target.ceil() as usize)
+                .max()
+                .unwrap_or(0)
+                .max(*start_vus as usize),
+            Executor::ConstantArrivalRate { max_in_flight, .. }
+            | Executor::RampingArrivalRate { max_in_flight, .. } => *max_in_flight as usize,
         }
     }
 }
@@ -134,9 +145,15 @@ enum Params {
     None,
     Fixed(Value),
     /// `{"name": .., "arguments": <template>}` or the prompt equivalent.
-    Named { name: String, arguments: Template },
+    Named {
+        name: String,
+        arguments: Template,
+    },
     /// Pre-generated valid argument sets for a discovered tool.
-    Variants { name: String, variants: Vec<Value> },
+    Variants {
+        name: String,
+        variants: Vec<Value>,
+    },
 }
 
 #[derive(Debug)]
@@ -153,7 +170,9 @@ impl MixEntry {
         match &self.params {
             Params::None => None,
             Params::Fixed(v) => Some(v.clone()),
-            Params::Named { name, arguments } => Some(json!({"name": name, "arguments": arguments.render(ctx)})),
+            Params::Named { name, arguments } => {
+                Some(json!({"name": name, "arguments": arguments.render(ctx)}))
+            }
             Params::Variants { name, variants } => {
                 let args = variants[ctx.rng.random_range(0..variants.len())].clone();
                 Some(json!({"name": name, "arguments": args}))
@@ -182,18 +201,32 @@ impl Mix {
                     OpKind::CallTool { tool, arguments } => (
                         "tools/call",
                         Some(tool.clone()),
-                        Params::Named { name: tool.clone(), arguments: arguments.clone() },
+                        Params::Named {
+                            name: tool.clone(),
+                            arguments: arguments.clone(),
+                        },
                     ),
                     OpKind::ListTools => ("tools/list", None, Params::None),
                     OpKind::Ping => ("ping", None, Params::None),
-                    OpKind::ReadResource { uri } => ("resources/read", None, Params::Fixed(json!({"uri": uri}))),
+                    OpKind::ReadResource { uri } => {
+                        ("resources/read", None, Params::Fixed(json!({"uri": uri})))
+                    }
                     OpKind::GetPrompt { name, arguments } => (
                         "prompts/get",
                         None,
-                        Params::Named { name: name.clone(), arguments: arguments.clone() },
+                        Params::Named {
+                            name: name.clone(),
+                            arguments: arguments.clone(),
+                        },
                     ),
                 };
-                MixEntry { key: OpKey { method, tool }, method, params, timeout: s.timeout, weight: s.weight }
+                MixEntry {
+                    key: OpKey { method, tool },
+                    method,
+                    params,
+                    timeout: s.timeout,
+                    weight: s.weight,
+                }
             })
             .collect();
         Self::weighted(entries, Vec::new())
@@ -205,22 +238,38 @@ impl Mix {
         let mut entries = Vec::new();
         let mut skipped = Vec::new();
         for t in tools {
-            let Some(name) = t.get("name").and_then(Value::as_str) else { continue };
+            let Some(name) = t.get("name").and_then(Value::as_str) else {
+                continue;
+            };
             if workload.exclude_tools.iter().any(|x| x == name) {
                 skipped.push(format!("{name} (excluded by workload.exclude_tools)"));
                 continue;
             }
-            let destructive = t.pointer("/annotations/destructiveHint").and_then(Value::as_bool) == Some(true);
+            let destructive = t
+                .pointer("/annotations/destructiveHint")
+                .and_then(Value::as_bool)
+                == Some(true);
             if destructive && !workload.allow_destructive {
                 skipped.push(format!("{name} (annotated destructiveHint; set workload.allow_destructive = true to call it)"));
                 continue;
             }
-            let schema = t.get("inputSchema").cloned().unwrap_or(json!({"type": "object"}));
-            let variants = (0..VARIANTS_PER_TOOL).map(|_| schema::generate(&schema, &mut rng)).collect();
+            let schema = t
+                .get("inputSchema")
+                .cloned()
+                .unwrap_or(json!({"type": "object"}));
+            let variants = (0..VARIANTS_PER_TOOL)
+                .map(|_| schema::generate(&schema, &mut rng))
+                .collect();
             entries.push(MixEntry {
-                key: OpKey { method: "tools/call", tool: Some(name.to_string()) },
+                key: OpKey {
+                    method: "tools/call",
+                    tool: Some(name.to_string()),
+                },
                 method: "tools/call",
-                params: Params::Variants { name: name.to_string(), variants },
+                params: Params::Variants {
+                    name: name.to_string(),
+                    variants,
+                },
                 timeout: None,
                 weight: 1,
             });
@@ -229,7 +278,10 @@ impl Mix {
             return Err(if skipped.is_empty() {
                 "the server lists no tools, so there is nothing to call; give a [[mix]] in the scenario".to_string()
             } else {
-                format!("every tool was skipped: {}; give a [[mix]] or change the workload", skipped.join(", "))
+                format!(
+                    "every tool was skipped: {}; give a [[mix]] or change the workload",
+                    skipped.join(", ")
+                )
             });
         }
         Ok(Self::weighted(entries, skipped))
@@ -237,7 +289,11 @@ impl Mix {
 
     fn weighted(entries: Vec<MixEntry>, skipped: Vec<String>) -> Mix {
         let total_weight = entries.iter().map(|e| e.weight as u64).sum();
-        Mix { entries, total_weight, skipped }
+        Mix {
+            entries,
+            total_weight,
+            skipped,
+        }
     }
 
     pub fn pick<R: Rng>(&self, rng: &mut R) -> &MixEntry {
@@ -259,7 +315,9 @@ impl Mix {
         specs
             .iter()
             .map(|s| match &s.kind {
-                OpKind::CallTool { arguments, .. } | OpKind::GetPrompt { arguments, .. } => arguments.max_random(),
+                OpKind::CallTool { arguments, .. } | OpKind::GetPrompt { arguments, .. } => {
+                    arguments.max_random()
+                }
                 _ => 0,
             })
             .max()
@@ -274,9 +332,18 @@ mod tests {
     #[test]
     fn stages_interpolate_linearly() {
         let stages = vec![
-            Stage { duration: Duration::from_secs(10), target: 10.0 },
-            Stage { duration: Duration::from_secs(10), target: 10.0 },
-            Stage { duration: Duration::from_secs(10), target: 0.0 },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 10.0,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 10.0,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 0.0,
+            },
         ];
         assert_eq!(staged_value(0.0, &stages, Duration::from_secs(5)), 5.0);
         assert_eq!(staged_value(0.0, &stages, Duration::from_secs(15)), 10.0);
@@ -287,12 +354,22 @@ mod tests {
     #[test]
     fn picks_follow_weights_and_discovery_skips_what_it_must() {
         let specs = vec![
-            OpSpec { weight: 3, kind: OpKind::Ping, timeout: None },
-            OpSpec { weight: 1, kind: OpKind::ListTools, timeout: None },
+            OpSpec {
+                weight: 3,
+                kind: OpKind::Ping,
+                timeout: None,
+            },
+            OpSpec {
+                weight: 1,
+                kind: OpKind::ListTools,
+                timeout: None,
+            },
         ];
         let mix = Mix::from_specs(&specs);
         let mut rng = rand::rng();
-        let pings = (0..10_000).filter(|_| mix.pick(&mut rng).method == "ping").count();
+        let pings = (0..10_000)
+            .filter(|_| mix.pick(&mut rng).method == "ping")
+            .count();
         assert!((7000..8000).contains(&pings), "{pings}");
 
         let tools = vec![
@@ -301,7 +378,10 @@ mod tests {
             json!({"name": "gzip", "inputSchema": {"type": "object"}}),
         ];
         let workload = Workload {
-            executor: Executor::ConstantVus { vus: 1, duration: Duration::from_secs(1) },
+            executor: Executor::ConstantVus {
+                vus: 1,
+                duration: Duration::from_secs(1),
+            },
             think_time: Duration::ZERO,
             churn_every: 0,
             timeout: Duration::from_secs(1),

@@ -38,7 +38,11 @@ fn gen_value<R: Rng>(root: &Value, schema: &Value, rng: &mut R, depth: usize) ->
     if let Some(c) = s.get("const") {
         return c.clone();
     }
-    if let Some(e) = s.get("enum").and_then(Value::as_array).filter(|e| !e.is_empty()) {
+    if let Some(e) = s
+        .get("enum")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    {
         return e[rng.random_range(0..e.len())].clone();
     }
     if let Some(d) = s.get("default") {
@@ -57,7 +61,11 @@ fn gen_value<R: Rng>(root: &Value, schema: &Value, rng: &mut R, depth: usize) ->
     }
     let ty = match s.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ if s.get("properties").is_some() => "object",
         _ => "string",
     };
@@ -65,10 +73,22 @@ fn gen_value<R: Rng>(root: &Value, schema: &Value, rng: &mut R, depth: usize) ->
         "object" => gen_object(root, s, rng, depth),
         "array" => {
             let min = s.get("minItems").and_then(Value::as_u64).unwrap_or(1) as usize;
-            let max = s.get("maxItems").and_then(Value::as_u64).map(|m| m as usize).unwrap_or(min.max(1) + 2);
-            let n = if max <= min { min } else { rng.random_range(min..=max.min(min + 3)) };
+            let max = s
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .map(|m| m as usize)
+                .unwrap_or(min.max(1) + 2);
+            let n = if max <= min {
+                min
+            } else {
+                rng.random_range(min..=max.min(min + 3))
+            };
             let items = s.get("items").cloned().unwrap_or(json!({}));
-            Value::Array((0..n).map(|_| gen_value(root, &items, rng, depth + 1)).collect())
+            Value::Array(
+                (0..n)
+                    .map(|_| gen_value(root, &items, rng, depth + 1))
+                    .collect(),
+            )
         }
         "integer" => Value::from(gen_integer(s, rng)),
         "number" => gen_number(s, rng),
@@ -81,8 +101,11 @@ fn gen_value<R: Rng>(root: &Value, schema: &Value, rng: &mut R, depth: usize) ->
 fn gen_object<R: Rng>(root: &Value, s: &Value, rng: &mut R, depth: usize) -> Value {
     let mut out = Map::new();
     let props = s.get("properties").and_then(Value::as_object);
-    let required: Vec<&str> =
-        s.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = s
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(props) = props {
         for (name, sub) in props {
             if required.contains(&name.as_str()) {
@@ -105,11 +128,35 @@ fn bound(s: &Value, inclusive: &str, exclusive: &str) -> (Option<f64>, bool) {
 fn gen_integer<R: Rng>(s: &Value, rng: &mut R) -> i64 {
     let (min, min_ex) = bound(s, "minimum", "exclusiveMinimum");
     let (max, max_ex) = bound(s, "maximum", "exclusiveMaximum");
-    let lo = min.map(|m| if min_ex { m.floor() as i64 + 1 } else { m.ceil() as i64 }).unwrap_or(0);
-    let hi = max.map(|m| if max_ex { m.ceil() as i64 - 1 } else { m.floor() as i64 }).unwrap_or(lo.saturating_add(100));
+    let lo = min
+        .map(|m| {
+            if min_ex {
+                m.floor() as i64 + 1
+            } else {
+                m.ceil() as i64
+            }
+        })
+        .unwrap_or(0);
+    let hi = max
+        .map(|m| {
+            if max_ex {
+                m.ceil() as i64 - 1
+            } else {
+                m.floor() as i64
+            }
+        })
+        .unwrap_or(lo.saturating_add(100));
     let hi = hi.min(lo.saturating_add(100));
-    let v = if hi <= lo { lo } else { rng.random_range(lo..=hi) };
-    match s.get("multipleOf").and_then(Value::as_i64).filter(|m| *m > 0) {
+    let v = if hi <= lo {
+        lo
+    } else {
+        rng.random_range(lo..=hi)
+    };
+    match s
+        .get("multipleOf")
+        .and_then(Value::as_i64)
+        .filter(|m| *m > 0)
+    {
         Some(m) => {
             let r = v.div_euclid(m) * m;
             if r < lo { r + m } else { r }
@@ -124,7 +171,11 @@ fn gen_number<R: Rng>(s: &Value, rng: &mut R) -> Value {
     let lo = min.unwrap_or(0.0);
     let hi = max.unwrap_or(lo + 100.0).min(lo + 100.0);
     // Stay strictly inside so exclusive bounds hold too.
-    let v = if hi > lo { lo + (hi - lo) * rng.random_range(0.05..0.95) } else { lo };
+    let v = if hi > lo {
+        lo + (hi - lo) * rng.random_range(0.05..0.95)
+    } else {
+        lo
+    };
     json!(v)
 }
 
@@ -138,9 +189,19 @@ fn gen_string<R: Rng>(s: &Value, rng: &mut R) -> String {
         _ => {}
     }
     let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(1) as usize;
-    let max = s.get("maxLength").and_then(Value::as_u64).map(|m| m as usize).unwrap_or(min.max(8) + 8);
-    let len = if max <= min { min } else { rng.random_range(min..=max.min(min + 16)) };
-    (0..len).map(|_| rng.sample(rand::distr::Alphanumeric) as char).collect()
+    let max = s
+        .get("maxLength")
+        .and_then(Value::as_u64)
+        .map(|m| m as usize)
+        .unwrap_or(min.max(8) + 8);
+    let len = if max <= min {
+        min
+    } else {
+        rng.random_range(min..=max.min(min + 16))
+    };
+    (0..len)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect()
 }
 
 #[cfg(test)]

@@ -50,13 +50,21 @@ impl RandomPool {
             return Self::default();
         }
         let mut rng = rand::rng();
-        let bytes: Vec<u8> = (0..max_len + POOL_SLACK).map(|_| rng.sample(rand::distr::Alphanumeric)).collect();
-        Self { bytes: Arc::new(bytes) }
+        let bytes: Vec<u8> = (0..max_len + POOL_SLACK)
+            .map(|_| rng.sample(rand::distr::Alphanumeric))
+            .collect();
+        Self {
+            bytes: Arc::new(bytes),
+        }
     }
 
     fn slice<R: Rng>(&self, len: usize, rng: &mut R) -> &str {
         let slack = self.bytes.len().saturating_sub(len);
-        let start = if slack == 0 { 0 } else { rng.random_range(0..slack.min(POOL_SLACK)) };
+        let start = if slack == 0 {
+            0
+        } else {
+            rng.random_range(0..slack.min(POOL_SLACK))
+        };
         let end = (start + len).min(self.bytes.len());
         // Alphanumeric bytes are ASCII, so any slice is valid UTF-8.
         std::str::from_utf8(&self.bytes[start..end]).unwrap_or("")
@@ -82,11 +90,16 @@ impl Template {
             toml::Value::Boolean(b) => Template::Literal(Value::Bool(*b)),
             toml::Value::Datetime(d) => Template::Literal(Value::String(d.to_string())),
             toml::Value::Array(a) => Template::Array(
-                a.iter().enumerate().map(|(i, x)| Self::compile_inner(x, &format!("{key}[{i}]"))).collect::<Result<_, _>>()?,
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| Self::compile_inner(x, &format!("{key}[{i}]")))
+                    .collect::<Result<_, _>>()?,
             ),
             toml::Value::Table(t) => Template::Object(
                 t.iter()
-                    .map(|(k, x)| Self::compile_inner(x, &format!("{key}.{k}")).map(|c| (k.clone(), c)))
+                    .map(|(k, x)| {
+                        Self::compile_inner(x, &format!("{key}.{k}")).map(|c| (k.clone(), c))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
         })
@@ -105,7 +118,9 @@ impl Template {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| format!("`{key}`: `{{{{` without a closing `}}}}` in \"{s}\""))?;
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("`{key}`: `{{{{` without a closing `}}}}` in \"{s}\""))?;
             let name = after[..close].trim();
             pieces.push(match name {
                 "seq" => Piece::Seq,
@@ -135,8 +150,12 @@ impl Template {
     fn fold(self) -> Template {
         match self {
             Template::Object(fields) => {
-                let fields: Vec<(String, Template)> = fields.into_iter().map(|(k, t)| (k, t.fold())).collect();
-                if fields.iter().all(|(_, t)| matches!(t, Template::Literal(_))) {
+                let fields: Vec<(String, Template)> =
+                    fields.into_iter().map(|(k, t)| (k, t.fold())).collect();
+                if fields
+                    .iter()
+                    .all(|(_, t)| matches!(t, Template::Literal(_)))
+                {
                     let map = fields
                         .into_iter()
                         .map(|(k, t)| match t {
@@ -153,7 +172,16 @@ impl Template {
                 let items: Vec<Template> = items.into_iter().map(Template::fold).collect();
                 if items.iter().all(|t| matches!(t, Template::Literal(_))) {
                     Template::Literal(Value::Array(
-                        items.into_iter().map(|t| if let Template::Literal(v) = t { v } else { Value::Null }).collect(),
+                        items
+                            .into_iter()
+                            .map(|t| {
+                                if let Template::Literal(v) = t {
+                                    v
+                                } else {
+                                    Value::Null
+                                }
+                            })
+                            .collect(),
                     ))
                 } else {
                     Template::Array(items)
@@ -168,7 +196,11 @@ impl Template {
         match self {
             Template::Object(f) => f.iter().map(|(_, t)| t.max_random()).max().unwrap_or(0),
             Template::Array(a) => a.iter().map(Template::max_random).max().unwrap_or(0),
-            Template::Text(p) => p.iter().map(|x| if let Piece::Random(n) = x { *n } else { 0 }).max().unwrap_or(0),
+            Template::Text(p) => p
+                .iter()
+                .map(|x| if let Piece::Random(n) = x { *n } else { 0 })
+                .max()
+                .unwrap_or(0),
             _ => 0,
         }
     }
@@ -178,7 +210,9 @@ impl Template {
             Template::Literal(v) => v.clone(),
             Template::SeqNumber => Value::from(ctx.seq),
             Template::VuNumber => Value::from(ctx.vu),
-            Template::Object(f) => Value::Object(f.iter().map(|(k, t)| (k.clone(), t.render(ctx))).collect()),
+            Template::Object(f) => {
+                Value::Object(f.iter().map(|(k, t)| (k.clone(), t.render(ctx))).collect())
+            }
             Template::Array(a) => Value::Array(a.iter().map(|t| t.render(ctx)).collect()),
             Template::Text(pieces) => {
                 let mut s = String::new();
@@ -205,7 +239,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
     } else {
         (s, 1)
     };
-    let n: usize = num.trim().parse().map_err(|_| format!("`random:{s}`: expected a byte count like 1024, 64KB or 5MB"))?;
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`random:{s}`: expected a byte count like 1024, 64KB or 5MB"))?;
     let bytes = n.saturating_mul(mult);
     if bytes > crate::scenario::MAX_RANDOM_BYTES {
         return Err(format!("`random:{s}` is {bytes} bytes; the limit is 50MB"));
@@ -224,10 +261,18 @@ mod tests {
 
     #[test]
     fn placeholders_render() {
-        let t = compile(r#"a = { id = "{{seq}}", msg = "u{{vu}}-{{seq}}", blob = "{{random:8}}", n = 3 }"#).unwrap();
+        let t = compile(
+            r#"a = { id = "{{seq}}", msg = "u{{vu}}-{{seq}}", blob = "{{random:8}}", n = 3 }"#,
+        )
+        .unwrap();
         let pool = RandomPool::new(t.max_random());
         let mut rng = rand::rng();
-        let v = t.render(&mut Ctx { seq: 7, vu: 2, rng: &mut rng, pool: &pool });
+        let v = t.render(&mut Ctx {
+            seq: 7,
+            vu: 2,
+            rng: &mut rng,
+            pool: &pool,
+        });
         assert_eq!(v["id"], 7);
         assert_eq!(v["msg"], "u2-7");
         assert_eq!(v["blob"].as_str().unwrap().len(), 8);
@@ -236,11 +281,20 @@ mod tests {
 
     #[test]
     fn literals_fold_and_bad_placeholders_are_named() {
-        assert!(matches!(compile(r#"a = { x = [1, "two"] }"#).unwrap(), Template::Literal(_)));
+        assert!(matches!(
+            compile(r#"a = { x = [1, "two"] }"#).unwrap(),
+            Template::Literal(_)
+        ));
         let e = compile(r#"a = { x = "{{uuid}}" }"#).unwrap_err();
-        assert!(e.contains("mix[0].arguments.x") && e.contains("unknown placeholder"), "{e}");
+        assert!(
+            e.contains("mix[0].arguments.x") && e.contains("unknown placeholder"),
+            "{e}"
+        );
         let e = compile(r#"a = { x = "{{random:51MB}}" }"#).unwrap_err();
         assert!(e.contains("limit is 50MB"), "{e}");
-        assert_eq!(compile(r#"a = "{{random:5MB}}""#).unwrap().max_random(), 5 * 1024 * 1024);
+        assert_eq!(
+            compile(r#"a = "{{random:5MB}}""#).unwrap().max_random(),
+            5 * 1024 * 1024
+        );
     }
 }

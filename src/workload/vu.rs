@@ -47,7 +47,13 @@ pub struct Vu {
 
 impl Vu {
     pub fn new(id: u64) -> Self {
-        Vu { id, session: None, ops_on_session: 0, backoff: Duration::ZERO, rng: SmallRng::from_rng(&mut rand::rng()) }
+        Vu {
+            id,
+            session: None,
+            ops_on_session: 0,
+            backoff: Duration::ZERO,
+            rng: SmallRng::from_rng(&mut rand::rng()),
+        }
     }
 
     /// Open the session now (open-model preallocation). A failure is left for the first
@@ -66,7 +72,12 @@ impl Vu {
     pub async fn iterate(&mut self, sh: &Shared, intended: Option<Instant>) {
         let entry = sh.mix.pick(&mut self.rng);
         let seq = sh.seq.fetch_add(1, Ordering::Relaxed);
-        let params = entry.params(&mut Ctx { seq, vu: self.id, rng: &mut self.rng, pool: &sh.pool });
+        let params = entry.params(&mut Ctx {
+            seq,
+            vu: self.id,
+            rng: &mut self.rng,
+            pool: &sh.pool,
+        });
         let connect_start = intended.unwrap_or_else(Instant::now);
         if self.session.is_none() {
             match sh.connector.open().await {
@@ -77,13 +88,16 @@ impl Vu {
                     self.backoff = Duration::ZERO;
                 }
                 Err(e) => {
-                    sh.recorder.record(&entry.key, connect_start.elapsed(), Err(&e));
+                    sh.recorder
+                        .record(&entry.key, connect_start.elapsed(), Err(&e));
                     self.back_off(sh).await;
                     return;
                 }
             }
         }
-        let Some(session) = self.session.as_mut() else { return };
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
         let start = intended.unwrap_or_else(Instant::now);
         let timeout = entry.timeout.unwrap_or(sh.timeout);
         let outcome = match session.call(entry.method, params.as_ref(), timeout).await {
@@ -91,7 +105,8 @@ impl Vu {
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         };
-        sh.recorder.record(&entry.key, start.elapsed(), outcome.as_ref().map(|_| ()));
+        sh.recorder
+            .record(&entry.key, start.elapsed(), outcome.as_ref().map(|_| ()));
         self.ops_on_session += 1;
         let broken = matches!(&outcome, Err(e) if !session.survives(e));
         if broken || (sh.churn_every > 0 && self.ops_on_session >= sh.churn_every) {
@@ -150,10 +165,16 @@ fn tool_outcome(result: &Value) -> Result<(), CallError> {
             .and_then(Value::as_array)
             .and_then(|c| c.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
             .unwrap_or("(no text)");
-        return Err(CallError::ToolError { text: crate::error::excerpt(text, 200) });
+        return Err(CallError::ToolError {
+            text: crate::error::excerpt(text, 200),
+        });
     }
-    if result.get("content").is_none_or(|c| !c.is_array()) && result.get("structuredContent").is_none() {
-        return Err(CallError::Protocol { detail: "the tools/call result has no `content` array".into() });
+    if result.get("content").is_none_or(|c| !c.is_array())
+        && result.get("structuredContent").is_none()
+    {
+        return Err(CallError::Protocol {
+            detail: "the tools/call result has no `content` array".into(),
+        });
     }
     Ok(())
 }
@@ -166,8 +187,13 @@ mod tests {
     #[test]
     fn tool_errors_and_shapeless_results_fail() {
         assert!(tool_outcome(&json!({"content": [{"type": "text", "text": "ok"}]})).is_ok());
-        let e = tool_outcome(&json!({"isError": true, "content": [{"type": "text", "text": "boom"}]})).unwrap_err();
+        let e =
+            tool_outcome(&json!({"isError": true, "content": [{"type": "text", "text": "boom"}]}))
+                .unwrap_err();
         assert_eq!(e.to_string(), "tool returned isError: boom");
-        assert!(matches!(tool_outcome(&json!({})), Err(CallError::Protocol { .. })));
+        assert!(matches!(
+            tool_outcome(&json!({})),
+            Err(CallError::Protocol { .. })
+        ));
     }
 }

@@ -21,7 +21,10 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn everything_js() -> PathBuf {
     let p = fixture("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    assert!(p.exists(), "server-everything is not installed: run `npm ci --prefix tests/fixtures/node` (see .ci/run)");
+    assert!(
+        p.exists(),
+        "server-everything is not installed: run `npm ci --prefix tests/fixtures/node` (see .ci/run)"
+    );
     p
 }
 
@@ -30,7 +33,10 @@ pub fn python() -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// Poll `cond` every 20 ms until it holds or `deadline` passes.
@@ -76,15 +82,23 @@ impl Drop for Proc {
 }
 
 fn spawn_http(mut cmd: Command, port: u16, what: &str) -> Proc {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let mut p = Proc { child, port };
-    wait_until(&format!("{what} to listen on {port}"), Duration::from_secs(30), || {
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        port_open(port)
-    });
+    wait_until(
+        &format!("{what} to listen on {port}"),
+        Duration::from_secs(30),
+        || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("{what} exited early: {status}");
+            }
+            port_open(port)
+        },
+    );
     p
 }
 
@@ -102,19 +116,27 @@ pub fn reference_http_on(port: u16) -> Proc {
 pub fn everything_http() -> Proc {
     let port = free_port();
     let mut cmd = Command::new("node");
-    cmd.arg(everything_js()).arg("streamableHttp").env("PORT", port.to_string()).env("GZIP_ALLOWED_DOMAINS", "127.0.0.1");
+    cmd.arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .env("GZIP_ALLOWED_DOMAINS", "127.0.0.1");
     spawn_http(cmd, port, "server-everything")
 }
 
 pub fn python_http() -> Proc {
     let port = free_port();
     let mut cmd = Command::new(python());
-    cmd.arg(fixture("py_server.py")).arg("http").arg(port.to_string());
+    cmd.arg(fixture("py_server.py"))
+        .arg("http")
+        .arg(port.to_string());
     spawn_http(cmd, port, "the Python mcp server")
 }
 
 pub fn everything_stdio_target() -> (String, Vec<String>) {
-    ("node".into(), vec![everything_js().display().to_string(), "stdio".into()])
+    (
+        "node".into(),
+        vec![everything_js().display().to_string(), "stdio".into()],
+    )
 }
 
 /// The result of running the real binary.
@@ -128,24 +150,41 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn report(&self) -> &Value {
-        self.report.as_ref().unwrap_or_else(|| panic!("no report.json; stderr:\n{}\nstdout:\n{}", self.stderr, self.stdout))
+        self.report.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no report.json; stderr:\n{}\nstdout:\n{}",
+                self.stderr, self.stdout
+            )
+        })
     }
     pub fn total(&self, key: &str) -> f64 {
-        self.report()["totals"][key].as_f64().unwrap_or_else(|| panic!("totals.{key} missing"))
+        self.report()["totals"][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("totals.{key} missing"))
     }
     pub fn error_count(&self, kind: &str) -> u64 {
         self.report()["errors"]
             .as_array()
-            .map(|e| e.iter().filter(|x| x["kind"] == kind).map(|x| x["count"].as_u64().unwrap_or(0)).sum())
+            .map(|e| {
+                e.iter()
+                    .filter(|x| x["kind"] == kind)
+                    .map(|x| x["count"].as_u64().unwrap_or(0))
+                    .sum()
+            })
             .unwrap_or(0)
     }
     pub fn describe(&self) -> String {
-        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 fn finish(out: Output, dir: tempfile::TempDir) -> RunResult {
-    let report = std::fs::read(dir.path().join("report.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let report = std::fs::read(dir.path().join("report.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     RunResult {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -160,7 +199,10 @@ pub fn run_scenario(toml: &str, extra: &[&str]) -> RunResult {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, toml).expect("write scenario");
-    run_args(&[&["run", path.to_str().unwrap_or_default()], extra].concat(), dir)
+    run_args(
+        &[&["run", path.to_str().unwrap_or_default()], extra].concat(),
+        dir,
+    )
 }
 
 pub fn run_args(args: &[&str], dir: tempfile::TempDir) -> RunResult {

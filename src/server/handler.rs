@@ -1,0 +1,140 @@
+//! The MCP handler: server identity, the `mcpstorm://info` resource, the
+//! `greeting` prompt, and the state shared by every session of one process.
+//!
+//! The tools themselves live in `tools.rs`; this file wires their router in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    handler::server::{
+        router::{prompt::PromptRouter, tool::ToolRouter},
+        wrapper::Parameters,
+    },
+    model::{
+        GetPromptResult, Implementation, ListResourcesResult, PaginatedRequestParams,
+        PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+        Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+    },
+    prompt, prompt_handler, prompt_router,
+    service::RequestContext,
+    tool_handler,
+};
+
+pub(super) const SERVER_NAME: &str = "mcpstorm-reference";
+pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
+const INFO_URI: &str = "mcpstorm://info";
+
+/// In-memory key/value map behind `kv_put`/`kv_get`.
+///
+/// Shared by all sessions so scenarios can write in one session and read in
+/// another, which is how cross-session consistency is exercised.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KvStore(Arc<Mutex<HashMap<String, String>>>);
+
+impl KvStore {
+    pub(super) fn put(&self, key: String, value: String) {
+        // A poisoned lock only means another tool call panicked mid-insert;
+        // the map itself is still valid, so keep serving rather than cascade.
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, value);
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+}
+
+/// One instance per session; clones share the [`KvStore`].
+#[derive(Clone)]
+pub(super) struct ReferenceServer {
+    pub(super) kv: KvStore,
+    tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
+}
+
+impl ReferenceServer {
+    pub(super) fn new(kv: KvStore) -> Self {
+        Self {
+            kv,
+            tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub(super) struct GreetingArgs {
+    /// Who to greet.
+    name: String,
+}
+
+#[prompt_router]
+impl ReferenceServer {
+    #[prompt(
+        name = "greeting",
+        description = "Ask the model to say hello to someone."
+    )]
+    async fn greeting(&self, Parameters(args): Parameters<GreetingArgs>) -> GetPromptResult {
+        GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("Say hello to {}.", args.name),
+        )])
+    }
+}
+
+fn info_text() -> String {
+    format!("mcpstorm reference server {VERSION}")
+}
+
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
+impl ServerHandler for ReferenceServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(SERVER_NAME, VERSION))
+        .with_instructions(
+            "Reference server for mcpstorm. Tools: echo, add, sleep, fail, alloc, kv_put, kv_get.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let info = Resource::new(INFO_URI, "info")
+            .with_description("Name and version of this server.")
+            .with_mime_type("text/plain");
+        Ok(ListResourcesResult::with_all_items(vec![info]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != INFO_URI {
+            // rmcp rewrites this code to -32602 for peers on 2026-07-28+.
+            return Err(ErrorData::resource_not_found(
+                format!("resource not found: {}", request.uri),
+                Some(serde_json::json!({ "uri": request.uri })),
+            ));
+        }
+        let contents = ResourceContents::text(info_text(), INFO_URI).with_mime_type("text/plain");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}

@@ -1,0 +1,77 @@
+//! The reference MCP server behind `mcpstorm serve`.
+//!
+//! It exists so mcpstorm always has a known-good target: the quickstart runs
+//! against it, the test suite drives it, and users can compare their own server
+//! with it. Its tools are small, deterministic building blocks for load and
+//! fault scenarios (`echo`, `add`, `sleep`, `fail`, `alloc`, `kv_put`,
+//! `kv_get`), plus one resource (`mcpstorm://info`) and one prompt
+//! (`greeting`).
+//!
+//! Two transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
+//! and a single session over stdin/stdout.
+//!
+//! What it must never do:
+//! - panic on anything a client sends: bad arguments become JSON-RPC errors or
+//!   tool results with `isError: true`;
+//! - write to stdout in stdio mode other than protocol messages, because stdout
+//!   *is* the protocol there;
+//! - print anything to stdout in HTTP mode but the single `listening on` line,
+//!   which a parent process parses to learn the URL;
+//! - keep serving after `shutdown` is cancelled.
+
+mod handler;
+mod http;
+mod stdio;
+mod tools;
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio_util::sync::CancellationToken;
+
+/// How `mcpstorm serve` should run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to bind in HTTP mode; ignored in stdio mode.
+    pub host: IpAddr,
+    /// Port to bind in HTTP mode; 0 picks a free one. Ignored in stdio mode.
+    pub port: u16,
+    /// Serve one session over stdin/stdout instead of HTTP.
+    pub stdio: bool,
+}
+
+/// Why the reference server could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(
+        "cannot listen on {addr}: the port is already in use by another process; pick another with --port (0 picks a free one) or stop the process that holds it"
+    )]
+    PortInUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The stdio client broke the MCP handshake, e.g. its first message was
+    /// not `initialize`; the client, not the server, needs fixing.
+    #[error("stdio session ended before it started: {0}")]
+    StdioHandshake(String),
+    /// The session task died unexpectedly; this is a bug in mcpstorm.
+    #[error("stdio session crashed: {0}; please report this as a bug")]
+    SessionCrashed(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the reference server until `shutdown` is cancelled (both modes) or
+/// stdin closes (stdio mode).
+///
+/// In HTTP mode, prints `mcpstorm serve: listening on http://HOST:PORT/mcp`
+/// to stdout once the port is bound.
+pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<(), ServeError> {
+    if opts.stdio {
+        stdio::serve_stdio(shutdown).await
+    } else {
+        http::serve_http(SocketAddr::new(opts.host, opts.port), shutdown).await
+    }
+}
