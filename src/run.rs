@@ -153,6 +153,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         graceful_stop: plan.workload.graceful_stop,
         pool,
         seq: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
     });
@@ -193,6 +194,13 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     if let Some(server) = embedded.take() {
         drop(server);
     }
+    let cut_off = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+    if cut_off > 0 {
+        warnings.push(format!(
+            "{cut_off} calls were still unanswered when graceful_stop ({:?}) ran out and were abandoned; they are not in the figures (raise workload.graceful_stop to wait for them)",
+            plan.workload.graceful_stop
+        ));
+    }
     let interrupted = shared.stop.is_cancelled() && wall + Duration::from_millis(200) < total;
     if interrupted {
         warnings.push(format!(
@@ -202,35 +210,46 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         ));
     }
 
-    let report = build_report(
-        &plan,
-        &recorder,
-        &connector,
-        &info,
+    let facts = RunFacts {
         started_at,
         wall,
-        cpu_after - cpu_before,
+        cpu_seconds: cpu_after - cpu_before,
         max_rss_mb,
+        abandoned: cut_off,
         warnings,
-    );
+    };
+    let report = build_report(&plan, &recorder, &connector, &info, facts);
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     println!("{}", crate::report::summary::render(&report, Some(&path)));
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the run itself measured, outside the recorder.
+struct RunFacts {
+    started_at: String,
+    wall: Duration,
+    cpu_seconds: f64,
+    max_rss_mb: f64,
+    abandoned: u64,
+    warnings: Vec<String>,
+}
+
 fn build_report(
     plan: &Plan,
     recorder: &Recorder,
     connector: &Connector,
     info: &crate::session::ServerInfo,
-    started_at: String,
-    wall: Duration,
-    cpu_seconds: f64,
-    max_rss_mb: f64,
-    mut warnings: Vec<String>,
+    facts: RunFacts,
 ) -> Report {
+    let RunFacts {
+        started_at,
+        wall,
+        cpu_seconds,
+        max_rss_mb,
+        abandoned,
+        mut warnings,
+    } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
     let (by_operation, by_tool) = recorder.by_operation_and_tool();
@@ -295,6 +314,7 @@ fn build_report(
             },
             rps: calls as f64 / secs,
             dropped_iterations: dropped,
+            abandoned_calls: abandoned,
             sessions_opened: connector.sessions_opened(),
             sessions_lost: recorder.sessions_lost(),
         },

@@ -186,3 +186,68 @@ fn bad_flags_exit_2() {
     let r = run_args(&["run", "--duration", "fast"], dir);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn a_protocol_version_mismatch_is_named() {
+    let target = format!(
+        "stdio:{} {}",
+        python(),
+        fixture("future_server.py").display()
+    );
+    let r = check(&["--target", &target]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr.contains("protocol version mismatch") && r.stderr.contains("2099-01-01"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn tls_to_a_plain_server_is_a_tls_failure() {
+    let server = reference_http();
+    let r = check(&[
+        "--target",
+        &format!("https://127.0.0.1:{}/mcp", server.port),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr.contains("TLS") && r.stderr.contains("use http://"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn serve_says_when_its_port_is_taken() {
+    let server = reference_http();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--port", &server.port.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{}", server.port))
+            && stderr.contains("already in use")
+            && stderr.contains("--port"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_prints_the_reference_servers_inventory() {
+    let r = check(&["--target", "embedded", "--schemas"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    for needle in [
+        "mcpstorm-reference",
+        "echo",
+        "kv_put",
+        "destructiveHint",
+        "mcpstorm://info",
+        "greeting(name*)",
+        "\"maximum\":60000",
+    ] {
+        assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
+    }
+}

@@ -269,3 +269,22 @@ fn a_restarted_server_loses_sessions_and_the_run_reports_it() {
     assert!(status.code().is_some());
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn calls_still_running_at_the_end_are_counted_as_abandoned() {
+    let server = reference_http();
+    let toml = format!(
+        "duration = \"1s\"\n[target]\nurl = {:?}\n[workload]\nvus = 3\ngraceful_stop = \"500ms\"\ntimeout = \"30s\"\n[[mix]]\nop = \"tools/call\"\ntool = \"sleep\"\narguments = {{ ms = 20000 }}\n",
+        server.url()
+    );
+    let started = std::time::Instant::now();
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run ends at duration + graceful_stop"
+    );
+    assert_eq!(r.total("abandoned_calls"), 3.0, "{}", r.describe());
+    assert_eq!(r.total("calls"), 0.0);
+    assert_eq!(r.code, 1, "no completed call is a failed run");
+    assert!(r.report()["warnings"].to_string().contains("abandoned"));
+}

@@ -65,6 +65,9 @@ pub struct Totals {
     pub error_rate: f64,
     pub rps: f64,
     pub dropped_iterations: u64,
+    /// Calls cut off unanswered at the end of the run (after `graceful_stop`).
+    #[serde(default)]
+    pub abandoned_calls: u64,
     pub sessions_opened: u64,
     pub sessions_lost: u64,
 }

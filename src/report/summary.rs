@@ -36,6 +36,13 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
         tot.sessions_opened,
         tot.sessions_lost
     );
+    if tot.abandoned_calls > 0 {
+        let _ = writeln!(
+            s,
+            "{} calls abandoned unanswered at the end",
+            tot.abandoned_calls
+        );
+    }
     let _ = writeln!(
         s,
         "\n{:<34} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

@@ -218,12 +218,15 @@ pub(crate) fn classify(err: &reqwest::Error, url: &reqwest::Url) -> CallError {
     let mut chain = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut refused = false;
+    let mut tls = false;
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            refused = true;
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            tls |= io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>());
         }
+        tls |= e.is::<rustls::Error>();
         chain.push(e.to_string());
         source = e.source();
     }
@@ -236,8 +239,7 @@ pub(crate) fn classify(err: &reqwest::Error, url: &reqwest::Url) -> CallError {
             host: url.host_str().unwrap_or("?").to_string(),
             detail: text,
         }
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if tls || lower.contains("certificate") || lower.contains("corrupt message") {
         CallError::Tls { detail: text }
     } else if err.is_timeout() {
         CallError::Timeout {

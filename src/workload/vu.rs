@@ -31,6 +31,8 @@ pub struct Shared {
     pub graceful_stop: Duration,
     pub pool: RandomPool,
     pub seq: AtomicU64,
+    /// Calls sent and not yet answered; what is left after an abort was cut off.
+    pub in_flight: AtomicU64,
     /// Start no new iteration.
     pub stop: CancellationToken,
     /// Drop what is in flight and end now.
@@ -100,7 +102,10 @@ impl Vu {
         };
         let start = intended.unwrap_or_else(Instant::now);
         let timeout = entry.timeout.unwrap_or(sh.timeout);
-        let outcome = match session.call(entry.method, params.as_ref(), timeout).await {
+        sh.in_flight.fetch_add(1, Ordering::Relaxed);
+        let answer = session.call(entry.method, params.as_ref(), timeout).await;
+        sh.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let outcome = match answer {
             Ok(result) if entry.method == "tools/call" => tool_outcome(&result),
             Ok(_) => Ok(()),
             Err(e) => Err(e),
