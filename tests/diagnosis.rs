@@ -63,9 +63,11 @@ fn unauthorized_shows_www_authenticate() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
+        let mut request = String::new();
         if let Ok((mut s, _)) = listener.accept() {
             let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            let n = s.read(&mut buf).unwrap_or(0);
+            request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
             let body = r#"{"error":"invalid_token"}"#;
             let _ = write!(
                 s,
@@ -73,6 +75,7 @@ fn unauthorized_shows_www_authenticate() {
                 body.len()
             );
         }
+        request
     });
     let r = check(&[
         "--target",
@@ -80,7 +83,16 @@ fn unauthorized_shows_www_authenticate() {
         "-H",
         "Authorization: Bearer wrong",
     ]);
-    server.join().ok();
+    let request = server.join().unwrap();
+    assert!(
+        request.contains("authorization: bearer wrong"),
+        "the custom header was sent: {request}"
+    );
+    assert!(
+        request.contains("accept: application/json, text/event-stream"),
+        "{request}"
+    );
+    assert!(request.contains("\"method\":\"initialize\""), "{request}");
     assert_eq!(r.code, 3, "{}", r.describe());
     for needle in [
         "HTTP 401",

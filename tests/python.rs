@@ -121,3 +121,34 @@ fn a_chatty_stderr_never_blocks_the_server() {
         "lines are tagged by session"
     );
 }
+
+/// Processes whose environment carries `token`, found by reading /proc (never by name).
+fn processes_with(token: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == token.as_bytes()) {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn the_whole_process_tree_of_a_stdio_server_is_ended() {
+    // The server forks a grandchild that would outlive a plain kill of its parent.
+    let token = format!("MCPSTORM_TREE_TEST={}", std::process::id());
+    let (key, value) = token.split_once('=').unwrap();
+    let toml = format!(
+        "duration = \"1s\"\n[target]\ncommand = \"sh\"\nargs = [\"-c\", \"sleep 300 & exec {} {}\"]\nenv = {{ {key} = \"{value}\", CRASH_AFTER = \"1000000\" }}\n[workload]\nvus = 2\n[[mix]]\nop = \"ping\"\n",
+        python(),
+        fixture("crashy_server.py").display()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    wait_until(
+        "every server process and its children to end",
+        std::time::Duration::from_secs(5),
+        || processes_with(&token).is_empty(),
+    );
+}
