@@ -72,6 +72,31 @@ pub enum Command {
         #[arg(long, hide = true)]
         server_exe: Option<PathBuf>,
     },
+    /// Print a saved report's summary again, and write it in other formats.
+    Report {
+        /// A report.json written by `mcpstorm run`.
+        report: PathBuf,
+        /// Write JUnit XML (one test case per criterion) to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Compare two reports per operation; exit 1 when NEW regressed past the thresholds.
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Allowed p50 increase, in percent.
+        #[arg(long, default_value_t = 10.0)]
+        max_p50_increase: f64,
+        /// Allowed p99 increase, in percent.
+        #[arg(long, default_value_t = 20.0)]
+        max_p99_increase: f64,
+        /// Allowed calls/s decrease, in percent.
+        #[arg(long, default_value_t = 10.0)]
+        max_rps_decrease: f64,
+        /// Allowed error-rate increase, in percentage points.
+        #[arg(long, default_value_t = 1.0)]
+        max_error_rate_increase: f64,
+    },
     /// Run the reference MCP server (Streamable HTTP at /mcp, or stdio).
     Serve {
         /// Address to bind; loopback by default.
@@ -185,6 +210,60 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             .await?;
             println!("{text}");
             Ok(0)
+        }
+        Command::Report { report, junit } => {
+            let r = crate::report::compare::load(&report).map_err(Error::Usage)?;
+            println!("{}", crate::report::summary::render(&r, Some(&report)));
+            if let Some(path) = junit {
+                r.write_junit(&path)?;
+            }
+            Ok(0)
+        }
+        Command::Compare {
+            old,
+            new,
+            max_p50_increase,
+            max_p99_increase,
+            max_rps_decrease,
+            max_error_rate_increase,
+        } => {
+            for (flag, v) in [
+                ("--max-p50-increase", max_p50_increase),
+                ("--max-p99-increase", max_p99_increase),
+                ("--max-rps-decrease", max_rps_decrease),
+                ("--max-error-rate-increase", max_error_rate_increase),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(Error::Usage(format!(
+                        "{flag} {v}: give a percentage of 0 or more"
+                    )));
+                }
+            }
+            let old_report = crate::report::compare::load(&old).map_err(Error::Usage)?;
+            let new_report = crate::report::compare::load(&new).map_err(Error::Usage)?;
+            let thresholds = crate::report::compare::Thresholds {
+                p50_increase: max_p50_increase / 100.0,
+                p99_increase: max_p99_increase / 100.0,
+                rps_decrease: max_rps_decrease / 100.0,
+                error_rate_increase: max_error_rate_increase / 100.0,
+            };
+            let c = crate::report::compare::compare(&old_report, &new_report, &thresholds);
+            println!(
+                "old: {}\nnew: {}\n\n{}",
+                old.display(),
+                new.display(),
+                c.table
+            );
+            if c.regressions.is_empty() {
+                println!("no regression past the thresholds");
+                Ok(0)
+            } else {
+                println!("regressions:");
+                for r in &c.regressions {
+                    println!("  {r}");
+                }
+                Ok(1)
+            }
         }
         Command::Serve { host, port, stdio } => {
             let shutdown = tokio_util::sync::CancellationToken::new();

@@ -221,6 +221,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let report = build_report(&plan, &recorder, &connector, &info, facts);
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
+    report.write_junit(&opts.out.join("junit.xml"))?;
     println!("{}", crate::report::summary::render(&report, Some(&path)));
     Ok(report)
 }

@@ -33,13 +33,11 @@ fn refused_connection_exits_3_with_the_cause() {
 fn a_silent_server_is_a_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Accept and hold connections without ever answering.
+    // Accept a connection and hold it, never answering, until the check is over.
+    let (done, wait) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        listener.set_nonblocking(false).ok();
-        if let Ok((s, _)) = listener.accept() {
-            held.push(s);
-            std::thread::sleep(std::time::Duration::from_secs(3));
+        if let Ok((_held, _)) = listener.accept() {
+            let _ = wait.recv();
         }
     });
     let r = check(&[
@@ -55,6 +53,7 @@ fn a_silent_server_is_a_timeout() {
         "{}",
         r.stderr
     );
+    drop(done);
     holder.join().ok();
 }
 

@@ -4,6 +4,8 @@
 //! The report is filled from the recorder once, at the end; nothing here computes a figure
 //! that the recorder did not produce.
 
+pub mod compare;
+pub mod junit;
 pub mod summary;
 
 use crate::criteria::CriterionResult;
@@ -157,6 +159,13 @@ impl Report {
             failed: self.totals.failed,
             latency: self.latency_ms.overall.clone(),
         }
+    }
+
+    pub fn write_junit(&self, path: &Path) -> Result<(), crate::error::Error> {
+        std::fs::write(path, junit::render(self)).map_err(|source| crate::error::Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), crate::error::Error> {
