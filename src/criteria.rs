@@ -21,6 +21,12 @@ pub enum Metric {
     SessionsLost,
     Errors,
     Latency(Stat),
+    /// Fault → first success after the failure was seen, over all faults (ms).
+    Recovery(Stat),
+    /// Fault → first failure seen (ms).
+    Detection(Stat),
+    /// Faults that never came back before the run ended.
+    Unrecovered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,7 +75,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -130,6 +136,11 @@ impl Criterion {
             "p999" | "p99.9" => Metric::Latency(Stat::P999),
             "max" => Metric::Latency(Stat::Max),
             "mean" | "avg" => Metric::Latency(Stat::Mean),
+            "recovery.max" => Metric::Recovery(Stat::Max),
+            "recovery.mean" => Metric::Recovery(Stat::Mean),
+            "detection.max" => Metric::Detection(Stat::Max),
+            "detection.mean" => Metric::Detection(Stat::Mean),
+            "unrecovered" => Metric::Unrecovered,
             other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
         };
         match (&metric, &selector) {
@@ -138,7 +149,15 @@ impl Criterion {
             (_, Some(Selector::Kind(_))) => {
                 return Err(format!("`{t}`: {{kind=...}} goes with `errors` only"));
             }
-            (Metric::Rps | Metric::DroppedIterations | Metric::SessionsLost, Some(_)) => {
+            (
+                Metric::Rps
+                | Metric::DroppedIterations
+                | Metric::SessionsLost
+                | Metric::Recovery(_)
+                | Metric::Detection(_)
+                | Metric::Unrecovered,
+                Some(_),
+            ) => {
                 return Err(format!("`{t}`: `{name}` takes no selector"));
             }
             _ => {}
@@ -188,6 +207,14 @@ impl Criterion {
                 // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
                 _ => r.errors.iter().map(|e| e.count as f64).sum::<f64>() + 0.0,
             }),
+            Metric::Recovery(stat) => fault_stat(r, stat, |x| x.recovered_after_ms),
+            Metric::Detection(stat) => fault_stat(r, stat, |x| x.detected_after_ms),
+            Metric::Unrecovered => Some(
+                r.recoveries
+                    .iter()
+                    .filter(|x| x.detected_after_ms.is_some() && x.recovered_after_ms.is_none())
+                    .count() as f64,
+            ),
             Metric::Latency(stat) => ops(&self.selector)
                 .filter(|f| f.latency.count > 0)
                 .map(|f| {
@@ -231,6 +258,28 @@ impl Criterion {
     }
 }
 
+/// Max or mean over the faults that were noticed; a fault that was noticed and never
+/// recovered counts as infinitely long, so `recovery.max < 30s` fails on it.
+fn fault_stat(
+    r: &Report,
+    stat: Stat,
+    pick: impl Fn(&crate::report::RecoveryRecord) -> Option<f64>,
+) -> Option<f64> {
+    let values: Vec<f64> = r
+        .recoveries
+        .iter()
+        .filter(|x| x.detected_after_ms.is_some())
+        .map(|x| pick(x).unwrap_or(f64::INFINITY))
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        Stat::Mean => values.iter().sum::<f64>() / values.len() as f64,
+        _ => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
 /// Where the comparison starts: the first `<>=!` after any `{selector}`.
 fn comparison_at(t: &str) -> Option<usize> {
     let from = t.find('}').map(|i| i + 1).unwrap_or(0);
@@ -245,7 +294,7 @@ fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
     let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a number"))?;
     let unit = unit.trim();
     match metric {
-        Metric::Latency(_) => match unit {
+        Metric::Latency(_) | Metric::Recovery(_) | Metric::Detection(_) => match unit {
             "" | "ms" => Ok(n),
             "us" | "µs" => Ok(n / 1000.0),
             "s" => Ok(n * 1000.0),

@@ -9,9 +9,14 @@ use crate::criteria::Criterion;
 use crate::error::Error;
 use crate::metrics::Recorder;
 use crate::metrics::process::{ProcSampler, self_usage};
-use crate::report::{ClientReport, LatencyReport, Report, TargetReport, Totals, Verdict};
+use crate::probe::ProbeLog;
+use crate::report::{
+    ClientReport, FaultRecord, LatencyReport, RecoveryRecord, Report, SupervisorReport,
+    TargetReport, Totals, Verdict,
+};
 use crate::scenario::{Overrides, Plan};
-use crate::target::{Connector, EmbeddedServer, TargetSpec};
+use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy, Supervisor};
+use crate::target::{Connector, TargetSpec};
 use crate::transport::stdio::{StderrLog, StdioSpec};
 use crate::workload::template::RandomPool;
 use crate::workload::vu::Shared;
@@ -69,31 +74,9 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
-    // The target: start the embedded server if that is what the plan names.
-    let exe = crate::target::server_exe(opts.server_exe.as_deref());
-    let mut embedded = None;
-    let target = match &plan.target {
-        TargetSpec::Embedded { stdio: false } => {
-            let server = EmbeddedServer::start(&exe, Some(&opts.out.join("embedded-server.log")))
-                .await
-                .map_err(|e| {
-                    Error::Target(diagnose(&plan.target.describe(), &e, plan.workload.timeout))
-                })?;
-            let spec = TargetSpec::Http {
-                url: server.url.clone(),
-                headers: Default::default(),
-            };
-            embedded = Some(server);
-            spec
-        }
-        TargetSpec::Embedded { stdio: true } => TargetSpec::Stdio(StdioSpec {
-            command: exe.display().to_string(),
-            args: vec!["serve".into(), "--stdio".into()],
-            env: Default::default(),
-            cwd: None,
-        }),
-        other => other.clone(),
-    };
+    // The target: start (and supervise) the server if the plan says mcpstorm starts it.
+    let clock = Instant::now();
+    let (target, supervisor) = start_target(&plan, &opts, clock).await?;
     let stderr_log = match &target {
         TargetSpec::Stdio(_) => {
             let path = opts.out.join("target-stderr.log");
@@ -162,9 +145,29 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(ticker(
         recorder.clone(),
-        embedded.as_ref().and_then(EmbeddedServer::pid),
+        supervisor.clone(),
         background.clone(),
     ));
+    let timeline = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let probe_log = Arc::new(ProbeLog::default());
+    if let (Some(sup), false) = (&supervisor, plan.faults.is_empty()) {
+        let schedule = crate::faults::occurrences(&plan.faults, total, &mut rand::rng());
+        tasks.spawn(crate::faults::run(
+            schedule,
+            sup.clone(),
+            timeline.clone(),
+            started,
+            background.clone(),
+        ));
+        tasks.spawn(crate::probe::run(
+            connector.clone(),
+            plan.recovery.probe_interval,
+            plan.recovery.probe_timeout,
+            probe_log.clone(),
+            started,
+            background.clone(),
+        ));
+    }
     if opts.progress {
         eprintln!(
             "mcpstorm: {} against {} for {:?}; progress every {:?}",
@@ -191,9 +194,48 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     background.cancel();
     while tasks.join_next().await.is_some() {}
     connector.flush_logs();
-    if let Some(server) = embedded.take() {
-        drop(server);
-    }
+    let faults: Vec<FaultRecord> = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    let recoveries = crate::recovery::compute(
+        &faults,
+        &probe_log.changes(),
+        |t| recorder.first_failure_after(t),
+        &recorder.series(),
+    );
+    let supervised = match supervisor {
+        Some(sup) => {
+            let offset = started.duration_since(clock).as_secs_f64();
+            let report = SupervisorReport {
+                command: plan
+                    .launch
+                    .as_ref()
+                    .map(LaunchSpec::display)
+                    .unwrap_or_else(|| "mcpstorm serve (embedded)".into()),
+                restart: serde_json::to_value(
+                    plan.launch
+                        .as_ref()
+                        .map(|l| l.restart)
+                        .unwrap_or(RestartPolicy::OnFailure),
+                )
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+                starts: sup.starts(),
+                exits: sup
+                    .exits()
+                    .into_iter()
+                    .map(|mut e| {
+                        e.at_s -= offset;
+                        e
+                    })
+                    .collect(),
+            };
+            if let Ok(sup) = Arc::try_unwrap(sup) {
+                sup.stop().await;
+            }
+            Some(report)
+        }
+        None => None,
+    };
     let cut_off = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
     if cut_off > 0 {
         warnings.push(format!(
@@ -217,6 +259,9 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         max_rss_mb,
         abandoned: cut_off,
         warnings,
+        faults,
+        recoveries,
+        supervisor: supervised,
     };
     let report = build_report(&plan, &recorder, &connector, &info, facts);
     let path = opts.out.join("report.json");
@@ -224,6 +269,72 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     report.write_junit(&opts.out.join("junit.xml"))?;
     println!("{}", crate::report::summary::render(&report, Some(&path)));
     Ok(report)
+}
+
+/// Resolve the plan's target to something sessions can reach, starting the server under a
+/// supervisor when mcpstorm is the one that runs it (the embedded server, or `[target.launch]`).
+async fn start_target(
+    plan: &Plan,
+    opts: &RunOptions,
+    clock: Instant,
+) -> Result<(TargetSpec, Option<Arc<Supervisor>>), Error> {
+    let exe = crate::target::server_exe(opts.server_exe.as_deref());
+    let (target, launch) = match &plan.target {
+        TargetSpec::Embedded { stdio: true } => {
+            let spec = TargetSpec::Stdio(StdioSpec {
+                command: exe.display().to_string(),
+                args: vec!["serve".into(), "--stdio".into()],
+                env: Default::default(),
+                cwd: None,
+            });
+            return Ok((spec, None));
+        }
+        TargetSpec::Embedded { stdio: false } => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|source| Error::Io {
+                    what: "finding a free loopback port for the embedded server".into(),
+                    source,
+                })?;
+            let launch = LaunchSpec {
+                command: exe.display().to_string(),
+                args: vec![
+                    "serve".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                ],
+                env: Default::default(),
+                cwd: None,
+                ready: Readiness::Http {
+                    url: format!("http://127.0.0.1:{port}/health"),
+                    status: 200,
+                },
+                ready_timeout: Duration::from_secs(15),
+                restart: RestartPolicy::OnFailure,
+                backoff: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+            };
+            let url = format!("http://127.0.0.1:{port}/mcp");
+            (
+                TargetSpec::Http {
+                    url,
+                    headers: Default::default(),
+                },
+                Some(launch),
+            )
+        }
+        other => (other.clone(), plan.launch.clone()),
+    };
+    let Some(launch) = launch else {
+        return Ok((target, None));
+    };
+    let supervisor = Supervisor::start(launch, &opts.out, clock)
+        .await
+        .map_err(|e| Error::Target(diagnose(&plan.target.describe(), &e, plan.workload.timeout)))?;
+    Ok((target, Some(Arc::new(supervisor))))
 }
 
 /// What the run itself measured, outside the recorder.
@@ -234,6 +345,9 @@ struct RunFacts {
     max_rss_mb: f64,
     abandoned: u64,
     warnings: Vec<String>,
+    faults: Vec<FaultRecord>,
+    recoveries: Vec<RecoveryRecord>,
+    supervisor: Option<SupervisorReport>,
 }
 
 fn build_report(
@@ -250,6 +364,9 @@ fn build_report(
         max_rss_mb,
         abandoned,
         mut warnings,
+        faults,
+        recoveries,
+        supervisor,
     } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
@@ -326,8 +443,9 @@ fn build_report(
         },
         errors: recorder.errors(),
         series: recorder.series(),
-        faults: vec![],
-        recoveries: vec![],
+        faults,
+        recoveries,
+        supervisor,
         checks: serde_json::json!({}),
         security: vec![],
         client,
@@ -356,14 +474,23 @@ fn build_report(
 
 /// Close a point of the per-second series every second, with the target's RSS and CPU
 /// when we know its pid.
-async fn ticker(recorder: Arc<Recorder>, pid: Option<u32>, cancel: CancellationToken) {
-    let mut sampler = pid.map(ProcSampler::new);
+async fn ticker(
+    recorder: Arc<Recorder>,
+    supervisor: Option<Arc<Supervisor>>,
+    cancel: CancellationToken,
+) {
+    let mut sampler: Option<ProcSampler> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
+        }
+        // The server's pid changes when it is restarted: follow it.
+        let pid = supervisor.as_ref().and_then(|s| s.pid());
+        if sampler.as_ref().map(ProcSampler::pid) != pid {
+            sampler = pid.map(ProcSampler::new);
         }
         let sample = sampler.as_mut().and_then(ProcSampler::sample);
         recorder.tick(sample);

@@ -21,6 +21,7 @@ const SAMPLES_PER_KIND: usize = 5;
 const MAX_SERIES_POINTS: usize = 86_400;
 /// Microseconds, 1 us to 1 hour, 3 significant digits: ~180 KB per histogram.
 const HIST_MAX_US: u64 = 3_600_000_000;
+const MAX_FAILURE_TIMES: usize = 200_000;
 
 fn histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts; this cannot fail.
@@ -67,6 +68,9 @@ struct ErrorStats {
 }
 
 struct Inner {
+    /// When calls failed (seconds since start), thinned to one per 10 ms, for timing
+    /// detection of faults at better than one-second resolution.
+    failure_times: Vec<f64>,
     overall: OpStats,
     ops: BTreeMap<OpKey, OpStats>,
     errors: BTreeMap<ErrorKind, ErrorStats>,
@@ -101,6 +105,7 @@ impl Recorder {
     pub fn new(started: Instant) -> Self {
         Recorder {
             inner: Mutex::new(Inner {
+                failure_times: Vec::new(),
                 overall: OpStats::new(),
                 ops: BTreeMap::new(),
                 errors: BTreeMap::new(),
@@ -151,6 +156,14 @@ impl Recorder {
             }
         }
         if let Err(e) = outcome {
+            if inner.failure_times.len() < MAX_FAILURE_TIMES
+                && inner
+                    .failure_times
+                    .last()
+                    .is_none_or(|last| at_s - last >= 0.01)
+            {
+                inner.failure_times.push(at_s);
+            }
             let kind = e.kind();
             let entry = inner.errors.entry(kind).or_insert(ErrorStats {
                 count: 0,
@@ -287,6 +300,13 @@ impl Recorder {
             .collect();
         out.sort_by_key(|e| std::cmp::Reverse(e.count));
         out
+    }
+
+    /// The first failed call at or after `t` seconds into the run.
+    pub fn first_failure_after(&self, t: f64) -> Option<f64> {
+        let g = self.lock();
+        let i = g.failure_times.partition_point(|x| *x < t);
+        g.failure_times.get(i).copied()
     }
 
     pub fn series(&self) -> Vec<SecondPoint> {

@@ -44,6 +44,10 @@ impl ProcSampler {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn sample(&mut self) -> Option<Sample> {
         let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
         let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;

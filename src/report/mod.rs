@@ -28,9 +28,12 @@ pub struct Report {
     pub errors: Vec<ErrorReport>,
     pub series: Vec<SecondPoint>,
     #[serde(default)]
-    pub faults: Vec<serde_json::Value>,
+    pub faults: Vec<FaultRecord>,
     #[serde(default)]
-    pub recoveries: Vec<serde_json::Value>,
+    pub recoveries: Vec<RecoveryRecord>,
+    /// The server process mcpstorm started and supervised, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<SupervisorReport>,
     #[serde(default)]
     pub checks: serde_json::Value,
     #[serde(default)]
@@ -138,6 +141,41 @@ pub struct SecondPoint {
     pub target_rss_mb: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpu_pct: Option<f64>,
+}
+
+/// One fault as it happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub id: u32,
+    pub kind: String,
+    pub at_s: f64,
+    pub ended_at_s: f64,
+    pub applied: bool,
+    pub detail: String,
+}
+
+/// What one fault did to the service, timed from the moment it was applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecoveryRecord {
+    pub fault_id: u32,
+    pub fault: String,
+    pub at_s: f64,
+    /// First failed probe or call after the fault; `None`: nothing failed.
+    pub detected_after_ms: Option<f64>,
+    /// First successful probe after the failure was seen; `None`: never, before the run ended.
+    pub recovered_after_ms: Option<f64>,
+    /// End of the first second after recovery whose success rate is back to the pre-fault level.
+    pub stable_after_ms: Option<f64>,
+    /// Calls that failed between the fault and recovery (by whole seconds).
+    pub failed_calls: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorReport {
+    pub command: String,
+    pub restart: String,
+    pub starts: u32,
+    pub exits: Vec<crate::target::launch::ExitRecord>,
 }
 
 /// mcpstorm's own cost, to tell when the client and not the server was the limit.

@@ -106,6 +106,38 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
             );
         }
     }
+    if let Some(sup) = &r.supervisor {
+        let _ = writeln!(
+            s,
+            "\nserver process: {} (restart {}), started {} times, {} exits",
+            sup.command,
+            sup.restart,
+            sup.starts,
+            sup.exits.len()
+        );
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<4} {:<9} {:>8} {:>14} {:>14} {:>14} {:>13}",
+            "id", "fault", "at s", "detected ms", "recovered ms", "stable ms", "failed calls"
+        );
+        let ms = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+        for f in &r.faults {
+            let rec = r.recoveries.iter().find(|x| x.fault_id == f.id);
+            let _ = writeln!(
+                s,
+                "{:<4} {:<9} {:>8.2} {:>14} {:>14} {:>14} {:>13}",
+                f.id,
+                f.kind,
+                f.at_s,
+                ms(rec.and_then(|x| x.detected_after_ms)),
+                ms(rec.and_then(|x| x.recovered_after_ms)),
+                ms(rec.and_then(|x| x.stable_after_ms)),
+                rec.map(|x| x.failed_calls).unwrap_or(0)
+            );
+        }
+    }
     let c = &r.client;
     let _ = writeln!(
         s,

@@ -1,7 +1,10 @@
 //! The target: which server to reach and how. Opens sessions for the workload (`Connector`)
 //! and starts the embedded reference server when no other target is named.
 //!
-//! It never decides what to send; it only knows how to get a live session.
+//! It never decides what to send; it only knows how to get a live session. Starting and
+//! supervising a server process lives in `launch`.
+
+pub mod launch;
 
 use crate::error::CallError;
 use crate::session::Session;

@@ -2,7 +2,11 @@
 //! validated once into a [`Plan`]. Validation reports every problem at once, each naming the
 //! file, the key, what was found and what is expected. Nothing downstream re-checks strings.
 
+pub mod chaos;
+
 use crate::criteria::Criterion;
+use crate::faults::FaultSpec;
+use crate::target::launch::LaunchSpec;
 use crate::target::{TargetSpec, header_map};
 use crate::transport::stdio::StdioSpec;
 use crate::workload::template::Template;
@@ -25,6 +29,8 @@ pub struct RawScenario {
     pub target: Option<RawTarget>,
     pub workload: Option<RawWorkload>,
     pub mix: Option<Vec<RawOp>>,
+    pub faults: Option<Vec<chaos::RawFault>>,
+    pub recovery: Option<chaos::RawRecovery>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -38,6 +44,7 @@ pub struct RawTarget {
     pub url: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub protocol_version: Option<String>,
+    pub launch: Option<chaos::RawLaunch>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -89,6 +96,10 @@ pub struct Plan {
     /// `None`: discover the tools and generate arguments from their schemas.
     pub mix: Option<Vec<OpSpec>>,
     pub criteria: Vec<Criterion>,
+    /// How mcpstorm starts and supervises an HTTP target, if it does.
+    pub launch: Option<LaunchSpec>,
+    pub faults: Vec<FaultSpec>,
+    pub recovery: chaos::RecoveryConfig,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -218,6 +229,29 @@ fn validate(
                 .collect(),
         ),
     };
+    let launch = rt
+        .launch
+        .as_ref()
+        .and_then(|l| chaos::launch_from(l, base, &mut p));
+    let faults = chaos::faults_from(raw.faults.as_deref().unwrap_or_default(), &mut p);
+    let recovery = chaos::recovery_from(&raw.recovery.unwrap_or_default(), &mut p);
+    match (&target, &launch) {
+        (Some(TargetSpec::Http { .. }), _) | (None, _) => {}
+        (Some(TargetSpec::Embedded { stdio: false }), Some(_)) => {
+            p.push("`target.launch` does not apply to transport \"embedded\": mcpstorm starts its own server".into())
+        }
+        (Some(_), Some(_)) => p.push(
+            "`target.launch` goes with transport \"http\": a stdio server is started once per session already".into(),
+        ),
+        (Some(_), None) => {}
+    }
+    let supervised = matches!(
+        (&target, &launch),
+        (Some(TargetSpec::Embedded { stdio: false }), _) | (Some(TargetSpec::Http { .. }), Some(_))
+    );
+    if !faults.is_empty() && !supervised {
+        p.push("`faults` need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
+    }
     let mut criteria = Vec::new();
     for (i, c) in raw.criteria.unwrap_or_default().iter().enumerate() {
         match Criterion::parse(c) {
@@ -237,6 +271,9 @@ fn validate(
                 "workload": workload,
                 "mix": mix.as_ref().map(|m: &Vec<OpSpec>| m.iter().map(OpSpec::describe).collect::<Vec<_>>()),
                 "criteria": criteria.iter().map(|c| c.text.clone()).collect::<Vec<_>>(),
+                "launch": launch,
+                "faults": faults,
+                "recovery": recovery,
             });
             Ok(Plan {
                 name,
@@ -246,6 +283,9 @@ fn validate(
                 workload,
                 mix,
                 criteria,
+                launch,
+                faults,
+                recovery,
                 resolved,
             })
         }

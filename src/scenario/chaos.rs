@@ -1,0 +1,226 @@
+//! The chaos parts of a scenario: how mcpstorm starts the target (`[target.launch]`), the
+//! fault schedule (`[[faults]]`) and the recovery probe (`[recovery]`), validated into typed
+//! specs with every problem named by its key.
+
+use crate::faults::{FaultKind, FaultSpec};
+use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawLaunch {
+    pub command: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub cwd: Option<String>,
+    pub ready: Option<String>,
+    pub ready_status: Option<u16>,
+    pub ready_timeout: Option<String>,
+    pub restart: Option<String>,
+    pub backoff: Option<String>,
+    pub backoff_max: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub kind: String,
+    pub at: Option<String>,
+    pub every: Option<String>,
+    pub jitter: Option<String>,
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    pub probe_interval: Option<String>,
+    pub probe_timeout: Option<String>,
+}
+
+/// How detection and recovery are timed.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RecoveryConfig {
+    #[serde(serialize_with = "ser_duration")]
+    pub probe_interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub probe_timeout: Duration,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            probe_interval: Duration::from_millis(100),
+            probe_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+fn dur(s: &Option<String>, key: &str, default: Duration, p: &mut Vec<String>) -> Duration {
+    s.as_ref()
+        .and_then(|s| super::duration(s, key, p))
+        .unwrap_or(default)
+}
+
+pub fn restart_policy(s: &str, key: &str, p: &mut Vec<String>) -> RestartPolicy {
+    match s {
+        "never" => RestartPolicy::Never,
+        "on-failure" => RestartPolicy::OnFailure,
+        "always" => RestartPolicy::Always,
+        other => {
+            p.push(format!("`{key}` = \"{other}\" is not a restart policy; use \"never\", \"on-failure\" or \"always\""));
+            RestartPolicy::OnFailure
+        }
+    }
+}
+
+pub fn launch_from(l: &RawLaunch, base: Option<&Path>, p: &mut Vec<String>) -> Option<LaunchSpec> {
+    let command = l.command.clone();
+    if command.is_none() {
+        p.push("`target.launch.command` is missing: the command that starts the server".into());
+    }
+    let ready = match l.ready.as_deref() {
+        Some(r) if r.starts_with("http://") || r.starts_with("https://") => Some(Readiness::Http {
+            url: r.to_string(),
+            status: l.ready_status.unwrap_or(200),
+        }),
+        Some(r) if r.starts_with("tcp://") => Some(Readiness::Tcp {
+            addr: r.trim_start_matches("tcp://").to_string(),
+        }),
+        Some(r) => {
+            p.push(format!("`target.launch.ready` = \"{r}\": give tcp://HOST:PORT or an http:// URL that answers when the server is ready"));
+            None
+        }
+        None => {
+            p.push("`target.launch.ready` is missing: how to know the server is up, tcp://127.0.0.1:PORT or http://127.0.0.1:PORT/health".into());
+            None
+        }
+    };
+    let backoff = dur(
+        &l.backoff,
+        "target.launch.backoff",
+        Duration::from_millis(200),
+        p,
+    );
+    let backoff_max = dur(
+        &l.backoff_max,
+        "target.launch.backoff_max",
+        Duration::from_secs(10),
+        p,
+    );
+    if backoff > backoff_max {
+        p.push("`target.launch.backoff` is larger than `target.launch.backoff_max`".into());
+    }
+    let ready_timeout = dur(
+        &l.ready_timeout,
+        "target.launch.ready_timeout",
+        Duration::from_secs(30),
+        p,
+    );
+    let restart = restart_policy(
+        l.restart.as_deref().unwrap_or("on-failure"),
+        "target.launch.restart",
+        p,
+    );
+    Some(LaunchSpec {
+        command: command?,
+        args: l.args.clone().unwrap_or_default(),
+        env: l.env.clone().unwrap_or_default(),
+        cwd: l.cwd.as_ref().map(|c| match base {
+            Some(b) if Path::new(c).is_relative() => b.join(c),
+            _ => PathBuf::from(c),
+        }),
+        ready: ready?,
+        ready_timeout,
+        restart,
+        backoff,
+        backoff_max,
+    })
+}
+
+pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
+    let mut out = Vec::new();
+    for (i, f) in raw.iter().enumerate() {
+        let key = |k: &str| format!("faults[{i}].{k}");
+        let kind = match f.kind.as_str() {
+            "kill" => FaultKind::Kill,
+            "term" => FaultKind::Term,
+            "stop" => FaultKind::Stop,
+            "restart" => FaultKind::Restart,
+            other => {
+                p.push(format!(
+                    "`{}` = \"{other}\" is not a fault; use kill, term, stop or restart",
+                    key("kind")
+                ));
+                continue;
+            }
+        };
+        let Some(at) =
+            f.at.as_ref()
+                .and_then(|s| super::duration(s, &key("at"), p))
+        else {
+            if f.at.is_none() {
+                p.push(format!(
+                    "`{}` is missing: when the fault happens, like \"5s\" into the run",
+                    key("at")
+                ));
+            }
+            continue;
+        };
+        let every = f
+            .every
+            .as_ref()
+            .and_then(|s| super::duration(s, &key("every"), p));
+        if every.is_some_and(|e| e.is_zero()) {
+            p.push(format!("`{}` must be more than 0", key("every")));
+        }
+        let duration = dur(&f.duration, &key("duration"), Duration::ZERO, p);
+        if kind == FaultKind::Stop && duration.is_zero() {
+            p.push(format!("`{}` is missing: a stop fault holds the server stopped for a duration, like \"3s\"", key("duration")));
+        }
+        if kind != FaultKind::Stop && f.duration.is_some() {
+            p.push(format!(
+                "`{}` does not apply to a {} fault",
+                key("duration"),
+                f.kind
+            ));
+        }
+        out.push(FaultSpec {
+            kind,
+            at,
+            every,
+            jitter: dur(&f.jitter, &key("jitter"), Duration::ZERO, p),
+            duration,
+        });
+    }
+    out
+}
+
+pub fn recovery_from(r: &RawRecovery, p: &mut Vec<String>) -> RecoveryConfig {
+    let d = RecoveryConfig::default();
+    let c = RecoveryConfig {
+        probe_interval: dur(
+            &r.probe_interval,
+            "recovery.probe_interval",
+            d.probe_interval,
+            p,
+        ),
+        probe_timeout: dur(
+            &r.probe_timeout,
+            "recovery.probe_timeout",
+            d.probe_timeout,
+            p,
+        ),
+    };
+    if c.probe_interval < Duration::from_millis(10) {
+        p.push("`recovery.probe_interval` must be at least 10ms".into());
+    }
+    c
+}

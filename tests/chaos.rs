@@ -1,0 +1,187 @@
+//! Chaos under load: faults on a schedule against a server mcpstorm starts and supervises,
+//! with detection and recovery timed for each.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn recoveries(r: &RunResult) -> Vec<serde_json::Value> {
+    r.report()["recoveries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_server_killed_every_two_seconds_is_restarted_and_each_recovery_is_timed() {
+    let toml = r#"
+name = "kill-loop"
+duration = "7s"
+criteria = ["recovery.max < 5s", "unrecovered == 0", "success_rate >= 0.9"]
+[target]
+transport = "embedded"
+[workload]
+vus = 4
+timeout = "2s"
+[[mix]]
+op = "tools/call"
+tool = "echo"
+arguments = { message = "hi" }
+[[faults]]
+kind = "kill"
+at = "1s"
+every = "2s"
+"#;
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let rec = recoveries(&r);
+    assert_eq!(rec.len(), 3, "kills at 1, 3 and 5 s: {rec:?}");
+    for x in &rec {
+        let detected = x["detected_after_ms"]
+            .as_f64()
+            .expect("each kill was noticed");
+        let recovered = x["recovered_after_ms"]
+            .as_f64()
+            .expect("each kill was recovered");
+        assert!(
+            detected < 1000.0 && recovered > detected && recovered < 3000.0,
+            "{x}"
+        );
+        assert!(x["failed_calls"].as_u64().unwrap() > 0, "{x}");
+    }
+    let sup = &r.report()["supervisor"];
+    assert_eq!(sup["starts"], 4, "{sup}");
+    assert_eq!(sup["exits"].as_array().unwrap().len(), 3);
+    assert_eq!(sup["exits"][0]["signal"], 9, "SIGKILL");
+    assert!(r.stdout.contains("recovered ms"), "{}", r.stdout);
+    // Sessions lived in the killed server: the VUs found out (404) and started new ones.
+    assert!(r.total("sessions_lost") + r.error_count("connect_refused") as f64 > 0.0);
+}
+
+#[test]
+fn sigstop_gives_timeouts_not_a_hung_mcpstorm() {
+    let toml = r#"
+duration = "5s"
+[target]
+transport = "embedded"
+[workload]
+vus = 3
+timeout = "500ms"
+graceful_stop = "1s"
+[recovery]
+probe_timeout = "300ms"
+[[mix]]
+op = "ping"
+[[faults]]
+kind = "stop"
+at = "1s"
+duration = "2s"
+"#;
+    let started = Instant::now();
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    assert!(r.error_count("timeout") >= 3, "{}", r.describe());
+    let rec = recoveries(&r);
+    assert_eq!(rec.len(), 1);
+    let detected = rec[0]["detected_after_ms"].as_f64().unwrap();
+    let recovered = rec[0]["recovered_after_ms"].as_f64().unwrap();
+    assert!(
+        detected <= 600.0,
+        "a hang is seen within a timeout: {detected}"
+    );
+    assert!(
+        (1900.0..3500.0).contains(&recovered),
+        "back after SIGCONT at 2 s: {recovered}"
+    );
+    assert_eq!(
+        r.report()["supervisor"]["exits"].as_array().unwrap().len(),
+        0,
+        "stopped, not dead"
+    );
+}
+
+#[test]
+fn with_restart_never_a_kill_is_never_recovered_and_the_run_fails() {
+    let port = free_port();
+    let toml = format!(
+        r#"
+duration = "3s"
+criteria = ["unrecovered == 0"]
+[target]
+url = "http://127.0.0.1:{port}/mcp"
+[target.launch]
+command = {bin:?}
+args = ["serve", "--port", "{port}"]
+ready = "http://127.0.0.1:{port}/health"
+restart = "never"
+[workload]
+vus = 2
+timeout = "1s"
+[[mix]]
+op = "ping"
+[[faults]]
+kind = "kill"
+at = "1s"
+"#,
+        bin = BIN
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    let rec = recoveries(&r);
+    assert!(rec[0]["detected_after_ms"].is_number());
+    assert!(rec[0]["recovered_after_ms"].is_null(), "{rec:?}");
+    assert_eq!(r.report()["supervisor"]["starts"], 1);
+    assert!(
+        !port_open(port),
+        "the server stays down and nothing is left behind"
+    );
+    let stderr_log = std::fs::read_to_string(r.out.path().join("target-stderr.log"));
+    assert!(
+        stderr_log.is_ok(),
+        "the server's stderr went to the output folder"
+    );
+}
+
+#[test]
+fn chaos_scenarios_are_validated() {
+    let r = run_scenario(
+        "duration = \"2s\"\n[target]\ncommand = \"python3\"\nargs = [\"x.py\"]\n[[faults]]\nkind = \"kill\"\nat = \"1s\"\n[[faults]]\nkind = \"stop\"\nat = \"1s\"\n[[faults]]\nkind = \"explode\"\nat = \"1s\"\n",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    for needle in [
+        "`faults` need a server that mcpstorm starts",
+        "faults[1].duration",
+        "faults[2].kind",
+    ] {
+        assert!(r.stderr.contains(needle), "missing {needle}: {}", r.stderr);
+    }
+    let r = run_scenario(
+        "duration = \"2s\"\n[target]\nurl = \"http://127.0.0.1:1/mcp\"\n[target.launch]\ncommand = \"x\"\nready = \"127.0.0.1:1\"\nrestart = \"sometimes\"\n",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr.contains("target.launch.ready") && r.stderr.contains("target.launch.restart"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_launched_server_that_never_gets_ready_exits_3() {
+    let port = free_port();
+    let toml = format!(
+        "duration = \"2s\"\n[target]\nurl = \"http://127.0.0.1:{port}/mcp\"\n[target.launch]\ncommand = {:?}\nargs = [\"-c\", \"import sys, time; print('listening soon', file=sys.stderr); time.sleep(30)\"]\nready = \"tcp://127.0.0.1:{port}\"\nready_timeout = \"1s\"\n",
+        python()
+    );
+    let started = Instant::now();
+    let r = run_scenario(&toml, &[]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(r.stderr.contains("not ready within 1s"), "{}", r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
