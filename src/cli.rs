@@ -108,6 +108,13 @@ pub enum Command {
         /// Serve one session on stdin/stdout instead of HTTP.
         #[arg(long)]
         stdio: bool,
+        /// Keep kv_put/kv_get in Redis (redis://HOST:PORT) instead of in memory.
+        #[arg(long)]
+        redis: Option<String>,
+        /// With --redis: acknowledge a write after Redis confirmed it (after-write), or at once
+        /// and store it later (before-write: deliberately unsafe, loses writes on a crash).
+        #[arg(long, default_value = "after-write", value_parser = ["after-write", "before-write"])]
+        ack: String,
     },
 }
 
@@ -265,7 +272,13 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 Ok(1)
             }
         }
-        Command::Serve { host, port, stdio } => {
+        Command::Serve {
+            host,
+            port,
+            stdio,
+            redis,
+            ack,
+        } => {
             let shutdown = tokio_util::sync::CancellationToken::new();
             let on_signal = shutdown.clone();
             let signals = tokio::spawn(async move {
@@ -277,9 +290,21 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 }
                 on_signal.cancel();
             });
-            let result =
-                crate::server::serve(crate::server::ServeOptions { host, port, stdio }, shutdown)
-                    .await;
+            let result = crate::server::serve(
+                crate::server::ServeOptions {
+                    host,
+                    port,
+                    stdio,
+                    redis,
+                    ack: if ack == "before-write" {
+                        crate::server::Ack::BeforeWrite
+                    } else {
+                        crate::server::Ack::AfterWrite
+                    },
+                },
+                shutdown,
+            )
+            .await;
             signals.abort();
             result.map_err(|e| Error::Usage(e.to_string()))?;
             Ok(0)

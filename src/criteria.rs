@@ -27,6 +27,8 @@ pub enum Metric {
     Detection(Stat),
     /// Faults that never came back before the run ended.
     Unrecovered,
+    /// Acknowledged writes absent when read back (needs a `[ledger]`).
+    LostWrites,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,7 +77,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -141,6 +143,7 @@ impl Criterion {
             "detection.max" => Metric::Detection(Stat::Max),
             "detection.mean" => Metric::Detection(Stat::Mean),
             "unrecovered" => Metric::Unrecovered,
+            "lost_writes" => Metric::LostWrites,
             other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
         };
         match (&metric, &selector) {
@@ -155,7 +158,8 @@ impl Criterion {
                 | Metric::SessionsLost
                 | Metric::Recovery(_)
                 | Metric::Detection(_)
-                | Metric::Unrecovered,
+                | Metric::Unrecovered
+                | Metric::LostWrites,
                 Some(_),
             ) => {
                 return Err(format!("`{t}`: `{name}` takes no selector"));
@@ -215,6 +219,7 @@ impl Criterion {
                     .filter(|x| x.detected_after_ms.is_some() && x.recovered_after_ms.is_none())
                     .count() as f64,
             ),
+            Metric::LostWrites => r.checks.ledger.as_ref().map(|l| l.lost_writes as f64),
             Metric::Latency(stat) => ops(&self.selector)
                 .filter(|f| f.latency.count > 0)
                 .map(|f| {

@@ -4,6 +4,7 @@
 //! This is the only place that wires the parts together; each part stays ignorant of the
 //! others. Every task started here is cancelled and awaited before `run` returns.
 
+use crate::check::ledger::{Ledger, LedgerReport};
 use crate::check::{diagnose, list_all};
 use crate::criteria::Criterion;
 use crate::error::Error;
@@ -117,7 +118,19 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
     };
     first.close().await;
-    let pool = RandomPool::new(plan.mix.as_deref().map(Mix::max_random).unwrap_or(0));
+    let mix = match &plan.ledger {
+        Some(spec) => mix.with_ledger(spec),
+        None => mix,
+    };
+    let ledger = plan.ledger.as_ref().map(|_| Arc::new(Ledger::default()));
+    let max_random = [
+        plan.mix.as_deref().map(Mix::max_random).unwrap_or(0),
+        plan.ledger
+            .as_ref()
+            .map(|l| l.write.arguments.max_random())
+            .unwrap_or(0),
+    ];
+    let pool = RandomPool::new(max_random.into_iter().max().unwrap_or(0));
     let mut warnings: Vec<String> = mix
         .skipped
         .iter()
@@ -137,6 +150,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         pool,
         seq: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        ledger: ledger.clone(),
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
     });
@@ -194,6 +208,12 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     background.cancel();
     while tasks.join_next().await.is_some() {}
     connector.flush_logs();
+    let ledger_report = match (&plan.ledger, &ledger) {
+        (Some(spec), Some(ledger)) => {
+            Some(ledger.verify(spec, &connector, plan.workload.timeout).await)
+        }
+        _ => None,
+    };
     let faults: Vec<FaultRecord> = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let recoveries = crate::recovery::compute(
         &faults,
@@ -262,6 +282,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         faults,
         recoveries,
         supervisor: supervised,
+        ledger: ledger_report,
     };
     let report = build_report(&plan, &recorder, &connector, &info, facts);
     let path = opts.out.join("report.json");
@@ -348,6 +369,7 @@ struct RunFacts {
     faults: Vec<FaultRecord>,
     recoveries: Vec<RecoveryRecord>,
     supervisor: Option<SupervisorReport>,
+    ledger: Option<LedgerReport>,
 }
 
 fn build_report(
@@ -367,6 +389,7 @@ fn build_report(
         faults,
         recoveries,
         supervisor,
+        ledger,
     } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
@@ -446,7 +469,7 @@ fn build_report(
         faults,
         recoveries,
         supervisor,
-        checks: serde_json::json!({}),
+        checks: crate::report::Checks { ledger },
         security: vec![],
         client,
         warnings,

@@ -35,7 +35,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor: Option<SupervisorReport>,
     #[serde(default)]
-    pub checks: serde_json::Value,
+    pub checks: Checks,
     #[serde(default)]
     pub security: Vec<serde_json::Value>,
     pub client: ClientReport,
@@ -141,6 +141,14 @@ pub struct SecondPoint {
     pub target_rss_mb: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpu_pct: Option<f64>,
+}
+
+/// Correctness checks of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Checks {
+    /// Acknowledged writes read back after the run; absent when the scenario has no ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::check::ledger::LedgerReport>,
 }
 
 /// One fault as it happened.

@@ -138,6 +138,26 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
             );
         }
     }
+    if let Some(l) = &r.checks.ledger {
+        let _ = writeln!(
+            s,
+            "\nledger: {} writes acknowledged, {} failed, {} indeterminate; read back: {} lost{}, {} unverified",
+            l.writes_acknowledged,
+            l.writes_failed,
+            l.writes_indeterminate,
+            l.lost_writes,
+            if l.lost_ids.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (ids {:?}{})",
+                    &l.lost_ids[..l.lost_ids.len().min(10)],
+                    if l.lost_ids.len() > 10 { " …" } else { "" }
+                )
+            },
+            l.unverified
+        );
+    }
     let c = &r.client;
     let _ = writeln!(
         s,

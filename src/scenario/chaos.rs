@@ -2,8 +2,10 @@
 //! fault schedule (`[[faults]]`) and the recovery probe (`[recovery]`), validated into typed
 //! specs with every problem named by its key.
 
+use crate::check::ledger::{LedgerOp, LedgerSpec};
 use crate::faults::{FaultKind, FaultSpec};
 use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy};
+use crate::workload::template::Template;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -223,4 +225,68 @@ pub fn recovery_from(r: &RawRecovery, p: &mut Vec<String>) -> RecoveryConfig {
         p.push("`recovery.probe_interval` must be at least 10ms".into());
     }
     c
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedgerOp {
+    pub tool: String,
+    pub arguments: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    pub write: RawLedgerOp,
+    pub read: RawLedgerOp,
+    pub expect: Option<String>,
+    pub weight: Option<u32>,
+}
+
+fn uses_seq(t: &Template) -> bool {
+    match t {
+        Template::SeqNumber => true,
+        Template::Text(pieces) => pieces
+            .iter()
+            .any(|p| matches!(p, crate::workload::template::Piece::Seq)),
+        Template::Object(fields) => fields.iter().any(|(_, t)| uses_seq(t)),
+        Template::Array(items) => items.iter().any(uses_seq),
+        Template::Literal(_) | Template::VuNumber => false,
+    }
+}
+
+pub fn ledger_from(l: &RawLedger, p: &mut Vec<String>) -> Option<LedgerSpec> {
+    let op = |o: &RawLedgerOp, key: &str, p: &mut Vec<String>| -> Option<LedgerOp> {
+        let arguments = match &o.arguments {
+            Some(v) => Template::compile(v, &format!("{key}.arguments"))
+                .map_err(|e| p.push(e))
+                .ok()?,
+            None => Template::empty_object(),
+        };
+        if !uses_seq(&arguments) {
+            p.push(format!("`{key}.arguments` must use {{{{seq}}}}: it is the write's unique id, and the read must name the same id"));
+        }
+        Some(LedgerOp {
+            tool: o.tool.clone(),
+            arguments,
+        })
+    };
+    let write = op(&l.write, "ledger.write", p);
+    let read = op(&l.read, "ledger.read", p);
+    let expect = match &l.expect {
+        Some(e) => Template::compile(&toml::Value::String(e.clone()), "ledger.expect")
+            .map_err(|e| p.push(e))
+            .ok(),
+        None => None,
+    };
+    let weight = l.weight.unwrap_or(1);
+    if weight == 0 {
+        p.push("`ledger.weight` must be at least 1".into());
+    }
+    Some(LedgerSpec {
+        write: write?,
+        read: read?,
+        expect,
+        weight,
+    })
 }

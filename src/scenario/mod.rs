@@ -31,6 +31,7 @@ pub struct RawScenario {
     pub mix: Option<Vec<RawOp>>,
     pub faults: Option<Vec<chaos::RawFault>>,
     pub recovery: Option<chaos::RawRecovery>,
+    pub ledger: Option<chaos::RawLedger>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -100,6 +101,8 @@ pub struct Plan {
     pub launch: Option<LaunchSpec>,
     pub faults: Vec<FaultSpec>,
     pub recovery: chaos::RecoveryConfig,
+    /// Writes to track and read back after the run.
+    pub ledger: Option<crate::check::ledger::LedgerSpec>,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -235,6 +238,10 @@ fn validate(
         .and_then(|l| chaos::launch_from(l, base, &mut p));
     let faults = chaos::faults_from(raw.faults.as_deref().unwrap_or_default(), &mut p);
     let recovery = chaos::recovery_from(&raw.recovery.unwrap_or_default(), &mut p);
+    let ledger = raw
+        .ledger
+        .as_ref()
+        .and_then(|l| chaos::ledger_from(l, &mut p));
     match (&target, &launch) {
         (Some(TargetSpec::Http { .. }), _) | (None, _) => {}
         (Some(TargetSpec::Embedded { stdio: false }), Some(_)) => {
@@ -274,6 +281,7 @@ fn validate(
                 "launch": launch,
                 "faults": faults,
                 "recovery": recovery,
+                "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
             Ok(Plan {
                 name,
@@ -286,6 +294,7 @@ fn validate(
                 launch,
                 faults,
                 recovery,
+                ledger,
                 resolved,
             })
         }

@@ -3,9 +3,7 @@
 //!
 //! The tools themselves live in `tools.rs`; this file wires their router in.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
+pub(super) use super::kv::KvStore;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{
@@ -25,32 +23,6 @@ use rmcp::{
 pub(super) const SERVER_NAME: &str = "mcpstorm-reference";
 pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 const INFO_URI: &str = "mcpstorm://info";
-
-/// In-memory key/value map behind `kv_put`/`kv_get`.
-///
-/// Shared by all sessions so scenarios can write in one session and read in
-/// another, which is how cross-session consistency is exercised.
-#[derive(Debug, Clone, Default)]
-pub(super) struct KvStore(Arc<Mutex<HashMap<String, String>>>);
-
-impl KvStore {
-    pub(super) fn put(&self, key: String, value: String) {
-        // A poisoned lock only means another tool call panicked mid-insert;
-        // the map itself is still valid, so keep serving rather than cascade.
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, value);
-    }
-
-    pub(super) fn get(&self, key: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
-    }
-}
 
 /// One instance per session; clones share the [`KvStore`].
 #[derive(Clone)]

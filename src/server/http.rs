@@ -19,6 +19,7 @@ use super::handler::{KvStore, ReferenceServer};
 
 pub(super) async fn serve_http(
     addr: SocketAddr,
+    kv: KvStore,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -30,7 +31,6 @@ pub(super) async fn serve_http(
     let bound = listener.local_addr()?;
     announce(bound);
 
-    let kv = KvStore::default();
     let service: StreamableHttpService<ReferenceServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(ReferenceServer::new(kv.clone())),

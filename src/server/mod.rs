@@ -21,6 +21,7 @@
 
 mod handler;
 mod http;
+mod kv;
 mod stdio;
 mod tools;
 
@@ -37,7 +38,13 @@ pub struct ServeOptions {
     pub port: u16,
     /// Serve one session over stdin/stdout instead of HTTP.
     pub stdio: bool,
+    /// Keep `kv_put`/`kv_get` in Redis at this URL instead of in memory.
+    pub redis: Option<String>,
+    /// With Redis: when a write is acknowledged.
+    pub ack: kv::Ack,
 }
+
+pub use kv::Ack;
 
 /// Why the reference server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +68,8 @@ pub enum ServeError {
     SessionCrashed(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// Runs the reference server until `shutdown` is cancelled (both modes) or
@@ -69,9 +78,13 @@ pub enum ServeError {
 /// In HTTP mode, prints `mcpstorm serve: listening on http://HOST:PORT/mcp`
 /// to stdout once the port is bound.
 pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let kv = match &opts.redis {
+        Some(url) => kv::KvStore::redis(url, opts.ack).map_err(ServeError::Storage)?,
+        None => kv::KvStore::default(),
+    };
     if opts.stdio {
-        stdio::serve_stdio(shutdown).await
+        stdio::serve_stdio(kv, shutdown).await
     } else {
-        http::serve_http(SocketAddr::new(opts.host, opts.port), shutdown).await
+        http::serve_http(SocketAddr::new(opts.host, opts.port), kv, shutdown).await
     }
 }

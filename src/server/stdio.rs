@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::ServeError;
 use super::handler::{KvStore, ReferenceServer};
 
-pub(super) async fn serve_stdio(shutdown: CancellationToken) -> Result<(), ServeError> {
-    let server = ReferenceServer::new(KvStore::default());
+pub(super) async fn serve_stdio(
+    kv: KvStore,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let server = ReferenceServer::new(kv);
     // stdio_pipes, unlike stdio(), reads pipes without a blocking thread, so a
     // cancelled session does not leave runtime shutdown waiting on stdin; on a
     // terminal or file it falls back to stdio() behaviour.

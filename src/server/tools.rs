@@ -254,8 +254,10 @@ impl ReferenceServer {
         if let Some(bad) = bad {
             return Ok(bad);
         }
-        self.kv.put(args.key, args.value);
-        Ok(text("ok"))
+        match self.kv.put(args.key, args.value).await {
+            Ok(()) => Ok(text("ok")),
+            Err(e) => Ok(tool_error(e)),
+        }
     }
 
     #[tool(
@@ -266,9 +268,10 @@ impl ReferenceServer {
         &self,
         Parameters(args): Parameters<KvGetArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        match self.kv.get(&args.key) {
-            Some(value) => Ok(text(value)),
-            None => Ok(tool_error(format!("not found: {}", args.key))),
+        match self.kv.get(&args.key).await {
+            Ok(Some(value)) => Ok(text(value)),
+            Ok(None) => Ok(tool_error(format!("not found: {}", args.key))),
+            Err(e) => Ok(tool_error(e)),
         }
     }
 }

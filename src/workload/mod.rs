@@ -159,6 +159,8 @@ enum Params {
 #[derive(Debug)]
 pub struct MixEntry {
     pub key: OpKey,
+    /// A write the ledger tracks (its id is the call's `{{seq}}`).
+    pub ledger: bool,
     pub method: &'static str,
     params: Params,
     pub timeout: Option<Duration>,
@@ -222,6 +224,7 @@ impl Mix {
                 };
                 MixEntry {
                     key: OpKey { method, tool },
+                    ledger: false,
                     method,
                     params,
                     timeout: s.timeout,
@@ -265,6 +268,7 @@ impl Mix {
                     method: "tools/call",
                     tool: Some(name.to_string()),
                 },
+                ledger: false,
                 method: "tools/call",
                 params: Params::Variants {
                     name: name.to_string(),
@@ -285,6 +289,26 @@ impl Mix {
             });
         }
         Ok(Self::weighted(entries, skipped))
+    }
+
+    /// Add the ledger's write to the mix, at its weight.
+    pub fn with_ledger(mut self, spec: &crate::check::ledger::LedgerSpec) -> Mix {
+        self.entries.push(MixEntry {
+            key: OpKey {
+                method: "tools/call",
+                tool: Some(spec.write.tool.clone()),
+            },
+            ledger: true,
+            method: "tools/call",
+            params: Params::Named {
+                name: spec.write.tool.clone(),
+                arguments: spec.write.arguments.clone(),
+            },
+            timeout: None,
+            weight: spec.weight,
+        });
+        self.total_weight += spec.weight as u64;
+        self
     }
 
     fn weighted(entries: Vec<MixEntry>, skipped: Vec<String>) -> Mix {

@@ -33,6 +33,8 @@ pub struct Shared {
     pub seq: AtomicU64,
     /// Calls sent and not yet answered; what is left after an abort was cut off.
     pub in_flight: AtomicU64,
+    /// Where writes the ledger tracks are booked.
+    pub ledger: Option<Arc<crate::check::ledger::Ledger>>,
     /// Start no new iteration.
     pub stop: CancellationToken,
     /// Drop what is in flight and end now.
@@ -112,6 +114,11 @@ impl Vu {
         };
         sh.recorder
             .record(&entry.key, start.elapsed(), outcome.as_ref().map(|_| ()));
+        if entry.ledger
+            && let Some(ledger) = &sh.ledger
+        {
+            ledger.record(seq, &outcome);
+        }
         self.ops_on_session += 1;
         let broken = matches!(&outcome, Err(e) if !session.survives(e));
         if broken || (sh.churn_every > 0 && self.ops_on_session >= sh.churn_every) {

@@ -233,3 +233,22 @@ pub fn check(args: &[&str]) -> RunResult {
 pub fn toml_str(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
+
+/// A real redis-server of this test's own on a free loopback port, nothing kept on disk.
+pub fn redis_server() -> Proc {
+    let port = free_port();
+    let dir = std::env::temp_dir();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .current_dir(dir);
+    spawn_http(cmd, port, "redis-server")
+}

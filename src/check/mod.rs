@@ -1,7 +1,10 @@
 //! Preflight (`mcpstorm check`): reach the target, shake hands, list what it offers; and the
 //! diagnosis that turns a failed first contact into one root cause in plain words plus what
 //! to try. `run` uses the same diagnosis before it starts any load, so a run against a dead
-//! target ends in seconds with exit 3 instead of "0/150 calls successful".
+//! target ends in seconds with exit 3 instead of "0/150 calls successful". The ledger of
+//! acknowledged writes lives in `ledger`.
+
+pub mod ledger;
 
 use crate::error::CallError;
 use crate::session::Session;
