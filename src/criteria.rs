@@ -29,6 +29,10 @@ pub enum Metric {
     Unrecovered,
     /// Acknowledged writes absent when read back (needs a `[ledger]`).
     LostWrites,
+    /// Growth per hour of the supervised server's RSS (MB/h), open files or threads (per h).
+    RssGrowth,
+    FdGrowth,
+    ThreadGrowth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,7 +81,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -144,6 +148,9 @@ impl Criterion {
             "detection.mean" => Metric::Detection(Stat::Mean),
             "unrecovered" => Metric::Unrecovered,
             "lost_writes" => Metric::LostWrites,
+            "rss_growth" => Metric::RssGrowth,
+            "fd_growth" => Metric::FdGrowth,
+            "thread_growth" => Metric::ThreadGrowth,
             other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
         };
         match (&metric, &selector) {
@@ -159,7 +166,10 @@ impl Criterion {
                 | Metric::Recovery(_)
                 | Metric::Detection(_)
                 | Metric::Unrecovered
-                | Metric::LostWrites,
+                | Metric::LostWrites
+                | Metric::RssGrowth
+                | Metric::FdGrowth
+                | Metric::ThreadGrowth,
                 Some(_),
             ) => {
                 return Err(format!("`{t}`: `{name}` takes no selector"));
@@ -220,6 +230,9 @@ impl Criterion {
                     .count() as f64,
             ),
             Metric::LostWrites => r.checks.ledger.as_ref().map(|l| l.lost_writes as f64),
+            Metric::RssGrowth => r.leaks.as_ref().map(|l| l.rss_mb_per_h),
+            Metric::FdGrowth => r.leaks.as_ref().map(|l| l.open_files_per_h),
+            Metric::ThreadGrowth => r.leaks.as_ref().map(|l| l.threads_per_h),
             Metric::Latency(stat) => ops(&self.selector)
                 .filter(|f| f.latency.count > 0)
                 .map(|f| {
@@ -305,6 +318,20 @@ fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
             "s" => Ok(n * 1000.0),
             "m" | "min" => Ok(n * 60_000.0),
             other => Err(format!("unknown time unit `{other}`; use us, ms, s or m")),
+        },
+        Metric::RssGrowth => match unit {
+            "" | "MB/h" => Ok(n),
+            "KB/h" => Ok(n / 1024.0),
+            "GB/h" => Ok(n * 1024.0),
+            other => Err(format!(
+                "unknown unit `{other}` for rss_growth; use KB/h, MB/h or GB/h"
+            )),
+        },
+        Metric::FdGrowth | Metric::ThreadGrowth => match unit {
+            "" | "/h" => Ok(n),
+            other => Err(format!(
+                "unknown unit `{other}`; growth is counted per hour, like `fd_growth < 100/h`"
+            )),
         },
         Metric::SuccessRate | Metric::ErrorRate => match unit {
             "" if (0.0..=1.0).contains(&n) => Ok(n),

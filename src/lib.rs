@@ -11,6 +11,7 @@ pub mod criteria;
 pub mod error;
 pub mod faults;
 pub mod jsonrpc;
+pub mod leaks;
 pub mod live;
 pub mod metrics;
 pub mod probe;

@@ -466,6 +466,10 @@ fn build_report(
         },
         errors: recorder.errors(),
         series: recorder.series(),
+        leaks: crate::leaks::fit(
+            &recorder.series(),
+            plan.workload.executor.total_duration().as_secs_f64(),
+        ),
         faults,
         recoveries,
         supervisor,

@@ -185,3 +185,38 @@ fn a_launched_server_that_never_gets_ready_exits_3() {
     assert!(r.stderr.contains("not ready within 1s"), "{}", r.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+fn leak_run(target: &str) -> RunResult {
+    let toml = format!(
+        "duration = \"9s\"\ncriteria = [\"rss_growth < 500MB/h\", \"fd_growth < 2000/h\"]\n{target}\n[workload]\nvus = 4\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = {{ message = \"hi\" }}\n"
+    );
+    run_scenario(&toml, &["--no-progress"])
+}
+
+#[test]
+fn a_leaking_server_is_flagged_and_the_reference_server_is_not() {
+    let port = free_port();
+    let leaky = leak_run(&format!(
+        "[target]\nurl = \"http://127.0.0.1:{port}/mcp\"\n[target.launch]\ncommand = {:?}\nargs = [{:?}, \"http\", \"{port}\"]\nenv = {{ LEAK_BYTES = \"20000\" }}\nready = \"tcp://127.0.0.1:{port}\"",
+        python(),
+        fixture("py_server.py").display().to_string()
+    ));
+    assert_eq!(leaky.code, 1, "{}", leaky.describe());
+    let growth = leaky.report()["leaks"]["rss_mb_per_h"].as_f64().unwrap();
+    assert!(growth > 500.0, "the leak is measured: {growth} MB/h");
+    assert_eq!(leaky.report()["criteria"][0]["passed"], false);
+
+    let reference = leak_run("[target]\ntransport = \"embedded\"");
+    assert_eq!(reference.code, 0, "{}", reference.describe());
+    let growth = reference.report()["leaks"]["rss_mb_per_h"]
+        .as_f64()
+        .unwrap();
+    assert!(growth < 500.0, "{growth}");
+    let series = reference.report()["series"].as_array().unwrap().clone();
+    assert!(
+        series
+            .iter()
+            .any(|p| p["target_open_files"].as_u64().unwrap_or(0) > 3
+                && p["target_threads"].as_u64().unwrap_or(0) >= 1)
+    );
+}

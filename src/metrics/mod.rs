@@ -215,6 +215,8 @@ impl Recorder {
             active_sessions: active,
             target_rss_mb: target.map(|x| x.rss_bytes as f64 / 1_048_576.0),
             target_cpu_pct: target.and_then(|x| x.cpu_pct),
+            target_threads: target.map(|x| x.threads),
+            target_open_files: target.map(|x| x.open_files),
         };
         if g.series.len() >= MAX_SERIES_POINTS {
             // Halve the resolution of what we have rather than grow without bound.

@@ -21,14 +21,51 @@ pub fn self_usage() -> (f64, f64) {
 pub struct Sample {
     pub rss_bytes: u64,
     pub cpu_pct: Option<f64>,
+    pub threads: u64,
+    pub open_files: u64,
 }
 
-/// Samples one process's RSS and CPU share between calls.
+/// Samples a process and all its descendants (the server's whole tree): summed RSS,
+/// threads and open files, and the CPU share of the tree between two samples.
 pub struct ProcSampler {
     pid: u32,
     last: Option<(Instant, u64)>,
     ticks_per_s: f64,
     page: u64,
+}
+
+/// One process's figures from /proc: (parent pid, RSS pages, CPU ticks, threads).
+fn read_proc(pid: u32) -> Option<(u32, u64, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)` part: state is the 1st, ppid the 2nd, utime and stime the
+    // 12th and 13th, num_threads the 18th, rss (pages) the 22nd.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+    Some((num(1)? as u32, num(21)?, num(11)? + num(12)?, num(17)?))
+}
+
+/// The pid and every descendant of it, found through parent links in /proc.
+fn tree(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            && let Some((ppid, ..)) = read_proc(pid)
+        {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found
 }
 
 impl ProcSampler {
@@ -49,13 +86,18 @@ impl ProcSampler {
     }
 
     pub fn sample(&mut self) -> Option<Sample> {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
-        let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        // Fields after the `(comm)` part; utime and stime are the 12th and 13th of those.
-        let after = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        read_proc(self.pid)?;
+        let (mut rss, mut ticks, mut threads, mut open_files) = (0, 0, 0, 0);
+        for pid in tree(self.pid) {
+            if let Some((_, r, t, th)) = read_proc(pid) {
+                rss += r;
+                ticks += t;
+                threads += th;
+                open_files += std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| d.count() as u64)
+                    .unwrap_or(0);
+            }
+        }
         let now = Instant::now();
         let cpu_pct = self.last.map(|(t, prev)| {
             let wall = now
@@ -66,8 +108,10 @@ impl ProcSampler {
         });
         self.last = Some((now, ticks));
         Some(Sample {
-            rss_bytes: rss_pages * self.page,
+            rss_bytes: rss * self.page,
             cpu_pct,
+            threads,
+            open_files,
         })
     }
 }
@@ -81,6 +125,7 @@ mod tests {
         let mut s = ProcSampler::new(std::process::id());
         let first = s.sample().expect("/proc is readable");
         assert!(first.rss_bytes > 1_000_000);
+        assert!(first.threads >= 1 && first.open_files >= 3, "{first:?}");
         assert!(first.cpu_pct.is_none());
         assert!(s.sample().and_then(|x| x.cpu_pct).is_some());
         let (cpu, rss) = self_usage();

@@ -31,6 +31,9 @@ pub struct Report {
     pub faults: Vec<FaultRecord>,
     #[serde(default)]
     pub recoveries: Vec<RecoveryRecord>,
+    /// Growth of the supervised server's RSS, open files and threads per hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaks: Option<crate::leaks::LeakReport>,
     /// The server process mcpstorm started and supervised, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor: Option<SupervisorReport>,
@@ -141,6 +144,10 @@ pub struct SecondPoint {
     pub target_rss_mb: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpu_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_threads: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_open_files: Option<u64>,
 }
 
 /// Correctness checks of the run.
