@@ -97,6 +97,16 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         max_error_rate_increase: f64,
     },
+    /// Hold memory and burn CPU for a while (the pressure fault's helper process).
+    #[command(hide = true)]
+    Hog {
+        #[arg(long, default_value_t = 0)]
+        memory_mb: u64,
+        #[arg(long, default_value_t = 0)]
+        cpu_threads: u32,
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+    },
     /// Run the reference MCP server (Streamable HTTP at /mcp, or stdio).
     Serve {
         /// Address to bind; loopback by default.
@@ -271,6 +281,18 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 }
                 Ok(1)
             }
+        }
+        Command::Hog {
+            memory_mb,
+            cpu_threads,
+            duration,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                crate::pressure::hog(memory_mb, cpu_threads, duration)
+            })
+            .await
+            .map_err(|e| Error::Usage(format!("hog: {e}")))?;
+            Ok(0)
         }
         Command::Serve {
             host,

@@ -2,24 +2,40 @@
 //! `duration`), each occurrence recorded on the timeline with when it started and ended.
 //!
 //! Process faults act on the supervised server: SIGKILL, SIGTERM (graceful), SIGSTOP for a
-//! duration then SIGCONT (a hang), and restart. The schedule never measures anything; the
+//! duration then SIGCONT (a hang), and restart. Pressure faults start a `mcpstorm hog`
+//! process (memory, CPU) for a duration; an operator command runs any shell command (and an
+//! optional undo command after the duration). The schedule never measures anything; the
 //! recovery module times what each fault did.
 
 use crate::report::FaultRecord;
 use crate::target::launch::Supervisor;
 use rand::Rng;
 use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
     Kill,
     Term,
     Stop,
     Restart,
+    /// A hog process holding this much resident memory for the duration.
+    Memory {
+        megabytes: u64,
+    },
+    /// A hog process spinning this many threads for the duration.
+    Cpu {
+        threads: u32,
+    },
+    /// `sh -c RUN` at the fault, `sh -c UNDO` after the duration.
+    Command {
+        run: String,
+        undo: Option<String>,
+    },
 }
 
 impl FaultKind {
@@ -29,7 +45,29 @@ impl FaultKind {
             FaultKind::Term => "term",
             FaultKind::Stop => "stop",
             FaultKind::Restart => "restart",
+            FaultKind::Memory { .. } => "memory",
+            FaultKind::Cpu { .. } => "cpu",
+            FaultKind::Command { .. } => "command",
         }
+    }
+
+    /// Faults that act on the server process, and so need mcpstorm to supervise it.
+    pub fn needs_supervisor(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::Term | FaultKind::Stop | FaultKind::Restart
+        )
+    }
+
+    /// Faults that last: they hold for `duration` and are undone after it.
+    pub fn lasts(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Stop
+                | FaultKind::Memory { .. }
+                | FaultKind::Cpu { .. }
+                | FaultKind::Command { undo: Some(_), .. }
+        )
     }
 }
 
@@ -39,6 +77,7 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultSpec {
+    #[serde(flatten)]
     pub kind: FaultKind,
     #[serde(serialize_with = "ser_duration")]
     pub at: Duration,
@@ -78,11 +117,18 @@ pub fn occurrences<R: Rng>(
     out
 }
 
-/// Run the schedule against the supervised server until it is done or cancelled.
-/// Faults run one after another: a stop holds the schedule for its duration.
+/// What the schedule acts with.
+pub struct Tools {
+    pub supervisor: Option<Arc<Supervisor>>,
+    /// This binary, for `mcpstorm hog`.
+    pub exe: PathBuf,
+}
+
+/// Run the schedule until it is done or cancelled. Faults run one after another: a lasting
+/// fault holds the schedule for its duration, and is always undone, even when cancelled.
 pub async fn run(
     plan: Vec<(Duration, FaultSpec)>,
-    supervisor: Arc<Supervisor>,
+    tools: Tools,
     timeline: Arc<Mutex<Vec<FaultRecord>>>,
     clock: Instant,
     cancel: CancellationToken,
@@ -93,36 +139,147 @@ pub async fn run(
             _ = cancel.cancelled() => return,
         }
         let started = clock.elapsed().as_secs_f64();
-        let pid = supervisor.pid();
-        let applied = match fault.kind {
-            FaultKind::Kill => supervisor.signal(libc::SIGKILL),
-            FaultKind::Term => supervisor.signal(libc::SIGTERM),
-            FaultKind::Restart => supervisor.restart(),
-            FaultKind::Stop => supervisor.signal(libc::SIGSTOP),
-        };
-        if fault.kind == FaultKind::Stop && applied {
-            tokio::select! {
-                _ = tokio::time::sleep(fault.duration) => {}
-                _ = cancel.cancelled() => {}
-            }
-            // Always resume, even when cancelled: a stopped server ignores SIGTERM.
-            supervisor.signal(libc::SIGCONT);
-        }
+        let (applied, detail) = apply(&fault, &tools, &cancel).await;
         let record = FaultRecord {
             id: id as u32,
             kind: fault.kind.name().to_string(),
             at_s: started,
             ended_at_s: clock.elapsed().as_secs_f64(),
-            detail: match (applied, pid) {
-                (true, Some(pid)) => format!("{} sent to process group {pid}", fault.kind.name()),
-                _ => "not applied: the server was not running".to_string(),
-            },
+            detail,
             applied,
         };
         if let Ok(mut t) = timeline.lock() {
             t.push(record);
         }
     }
+}
+
+async fn hold(duration: Duration, cancel: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = cancel.cancelled() => {}
+    }
+}
+
+fn signal(tools: &Tools, sig: i32, name: &str) -> (bool, String) {
+    let Some(sup) = &tools.supervisor else {
+        return (false, "not applied: no supervised server".into());
+    };
+    let pid = sup.pid();
+    let sent = if sig == 0 {
+        sup.restart()
+    } else {
+        sup.signal(sig)
+    };
+    match (sent, pid) {
+        (true, Some(pid)) => (true, format!("{name} sent to process group {pid}")),
+        _ => (false, "not applied: the server was not running".into()),
+    }
+}
+
+async fn shell(cmd: &str, timeout: Duration) -> String {
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return format!("`{cmd}` could not start: {e}"),
+    };
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            format!(
+                "`{cmd}` exited with {}{}",
+                out.status,
+                if err.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::error::excerpt(&err, 200))
+                }
+            )
+        }
+        Ok(Err(e)) => format!("`{cmd}` failed: {e}"),
+        Err(_) => format!("`{cmd}` still running after {timeout:?}; ended"),
+    }
+}
+
+async fn apply(fault: &FaultSpec, tools: &Tools, cancel: &CancellationToken) -> (bool, String) {
+    match &fault.kind {
+        FaultKind::Kill => signal(tools, libc::SIGKILL, "SIGKILL"),
+        FaultKind::Term => signal(tools, libc::SIGTERM, "SIGTERM"),
+        FaultKind::Restart => signal(tools, 0, "restart (SIGTERM, then start)"),
+        FaultKind::Stop => {
+            let (applied, detail) = signal(tools, libc::SIGSTOP, "SIGSTOP");
+            if applied {
+                hold(fault.duration, cancel).await;
+                // Always resume: a stopped server ignores SIGTERM at the end of the run.
+                signal(tools, libc::SIGCONT, "SIGCONT");
+            }
+            (
+                applied,
+                format!("{detail}; SIGCONT after {:?}", fault.duration),
+            )
+        }
+        FaultKind::Memory { megabytes } => hog(tools, *megabytes, 0, fault.duration, cancel).await,
+        FaultKind::Cpu { threads } => hog(tools, 0, *threads, fault.duration, cancel).await,
+        FaultKind::Command { run, undo } => {
+            let mut detail = shell(run, Duration::from_secs(60)).await;
+            if let Some(undo) = undo {
+                hold(fault.duration, cancel).await;
+                detail = format!(
+                    "{detail}; then {}",
+                    shell(undo, Duration::from_secs(60)).await
+                );
+            }
+            (true, detail)
+        }
+    }
+}
+
+async fn hog(
+    tools: &Tools,
+    megabytes: u64,
+    threads: u32,
+    duration: Duration,
+    cancel: &CancellationToken,
+) -> (bool, String) {
+    let spawned = tokio::process::Command::new(&tools.exe)
+        .args([
+            "hog",
+            "--memory-mb",
+            &megabytes.to_string(),
+            "--cpu-threads",
+            &threads.to_string(),
+        ])
+        .arg("--duration")
+        .arg(humantime::format_duration(duration).to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return (false, format!("the hog process could not start: {e}")),
+    };
+    let pid = child.id().unwrap_or(0);
+    tokio::select! {
+        _ = child.wait() => {}
+        _ = cancel.cancelled() => { let _ = child.kill().await; }
+    }
+    let what = if megabytes > 0 {
+        format!("{megabytes} MB held")
+    } else {
+        format!("{threads} CPU threads spinning")
+    };
+    (
+        true,
+        format!("{what} for {duration:?} by hog process {pid}"),
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod jsonrpc;
 pub mod leaks;
 pub mod live;
 pub mod metrics;
+pub mod pressure;
 pub mod probe;
 pub mod recovery;
 pub mod report;

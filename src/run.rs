@@ -164,11 +164,15 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     ));
     let timeline = Arc::new(std::sync::Mutex::new(Vec::new()));
     let probe_log = Arc::new(ProbeLog::default());
-    if let (Some(sup), false) = (&supervisor, plan.faults.is_empty()) {
+    if !plan.faults.is_empty() {
         let schedule = crate::faults::occurrences(&plan.faults, total, &mut rand::rng());
+        let tools = crate::faults::Tools {
+            supervisor: supervisor.clone(),
+            exe: crate::target::server_exe(opts.server_exe.as_deref()),
+        };
         tasks.spawn(crate::faults::run(
             schedule,
-            sup.clone(),
+            tools,
             timeline.clone(),
             started,
             background.clone(),

@@ -154,7 +154,7 @@ fn chaos_scenarios_are_validated() {
     );
     assert_eq!(r.code, 2, "{}", r.describe());
     for needle in [
-        "`faults` need a server that mcpstorm starts",
+        "need a server that mcpstorm starts",
         "faults[1].duration",
         "faults[2].kind",
     ] {
@@ -219,4 +219,79 @@ fn a_leaking_server_is_flagged_and_the_reference_server_is_not() {
             .any(|p| p["target_open_files"].as_u64().unwrap_or(0) > 3
                 && p["target_threads"].as_u64().unwrap_or(0) >= 1)
     );
+}
+
+#[test]
+fn the_hog_really_holds_its_memory() {
+    let mut hog = std::process::Command::new(BIN)
+        .args(["hog", "--memory-mb", "120", "--duration", "5s"])
+        .spawn()
+        .unwrap();
+    let statm = format!("/proc/{}/statm", hog.id());
+    wait_until(
+        "the hog's RSS to pass 120 MB",
+        Duration::from_secs(5),
+        || {
+            let pages: u64 = std::fs::read_to_string(&statm)
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse().ok()))
+                .unwrap_or(0);
+            pages * 4096 >= 120 * 1024 * 1024
+        },
+    );
+    let _ = hog.kill();
+    let _ = hog.wait();
+}
+
+#[test]
+fn pressure_and_operator_command_faults_are_applied_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("redis-was-killed");
+    let toml = format!(
+        r#"
+duration = "4s"
+[target]
+transport = "embedded"
+[workload]
+vus = 2
+[[mix]]
+op = "ping"
+[[faults]]
+kind = "memory"
+megabytes = 64
+at = "500ms"
+duration = "1s"
+[[faults]]
+kind = "cpu"
+threads = 1
+at = "2s"
+duration = "500ms"
+[[faults]]
+kind = "command"
+run = "touch {m}"
+undo = "rm {m}"
+at = "3s"
+duration = "200ms"
+"#,
+        m = marker.display()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let faults = r.report()["faults"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = faults.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["memory", "cpu", "command"]);
+    assert!(faults.iter().all(|f| f["applied"] == true), "{faults:?}");
+    let held = faults[0]["ended_at_s"].as_f64().unwrap() - faults[0]["at_s"].as_f64().unwrap();
+    assert!(
+        (0.9..2.0).contains(&held),
+        "the memory fault lasted its duration: {held}"
+    );
+    let detail = faults[2]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("touch")
+            && detail.contains("then `rm")
+            && detail.matches("exit status: 0").count() == 2,
+        "{detail}"
+    );
+    assert!(!marker.exists(), "the undo command ran");
 }

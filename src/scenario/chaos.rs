@@ -30,6 +30,10 @@ pub struct RawLaunch {
 #[serde(deny_unknown_fields)]
 pub struct RawFault {
     pub kind: String,
+    pub megabytes: Option<u64>,
+    pub threads: Option<u32>,
+    pub run: Option<String>,
+    pub undo: Option<String>,
     pub at: Option<String>,
     pub every: Option<String>,
     pub jitter: Option<String>,
@@ -156,26 +160,79 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
             "term" => FaultKind::Term,
             "stop" => FaultKind::Stop,
             "restart" => FaultKind::Restart,
+            "memory" => match f.megabytes {
+                Some(m) if m > 0 => FaultKind::Memory { megabytes: m },
+                _ => {
+                    p.push(format!(
+                        "`{}` is missing: a memory fault takes megabytes = N (more than 0)",
+                        key("megabytes")
+                    ));
+                    continue;
+                }
+            },
+            "cpu" => FaultKind::Cpu {
+                threads: f.threads.unwrap_or(1).max(1),
+            },
+            "command" => match &f.run {
+                Some(run) => FaultKind::Command {
+                    run: run.clone(),
+                    undo: f.undo.clone(),
+                },
+                None => {
+                    p.push(format!(
+                        "`{}` is missing: a command fault runs a shell command, like run = \"docker compose kill redis\"",
+                        key("run")
+                    ));
+                    continue;
+                }
+            },
             other => {
                 p.push(format!(
-                    "`{}` = \"{other}\" is not a fault; use kill, term, stop or restart",
+                    "`{}` = \"{other}\" is not a fault; use kill, term, stop, restart, memory, cpu or command",
                     key("kind")
                 ));
                 continue;
             }
         };
-        let Some(at) =
-            f.at.as_ref()
-                .and_then(|s| super::duration(s, &key("at"), p))
-        else {
-            if f.at.is_none() {
+        for (field, present, applies) in [
+            (
+                "megabytes",
+                f.megabytes.is_some(),
+                matches!(kind, FaultKind::Memory { .. }),
+            ),
+            (
+                "threads",
+                f.threads.is_some(),
+                matches!(kind, FaultKind::Cpu { .. }),
+            ),
+            (
+                "run",
+                f.run.is_some(),
+                matches!(kind, FaultKind::Command { .. }),
+            ),
+            (
+                "undo",
+                f.undo.is_some(),
+                matches!(kind, FaultKind::Command { .. }),
+            ),
+        ] {
+            if present && !applies {
                 p.push(format!(
-                    "`{}` is missing: when the fault happens, like \"5s\" into the run",
-                    key("at")
+                    "`{}` does not apply to a {} fault",
+                    key(field),
+                    f.kind
                 ));
             }
-            continue;
-        };
+        }
+        let at =
+            f.at.as_ref()
+                .and_then(|s| super::duration(s, &key("at"), p));
+        if f.at.is_none() {
+            p.push(format!(
+                "`{}` is missing: when the fault happens, like \"5s\" into the run",
+                key("at")
+            ));
+        }
         let every = f
             .every
             .as_ref()
@@ -184,23 +241,30 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
             p.push(format!("`{}` must be more than 0", key("every")));
         }
         let duration = dur(&f.duration, &key("duration"), Duration::ZERO, p);
-        if kind == FaultKind::Stop && duration.is_zero() {
-            p.push(format!("`{}` is missing: a stop fault holds the server stopped for a duration, like \"3s\"", key("duration")));
+        if kind.lasts() && duration.is_zero() {
+            p.push(format!(
+                "`{}` is missing: a {} fault lasts for a duration, like \"3s\"",
+                key("duration"),
+                f.kind
+            ));
         }
-        if kind != FaultKind::Stop && f.duration.is_some() {
+        if !kind.lasts() && f.duration.is_some() {
             p.push(format!(
                 "`{}` does not apply to a {} fault",
                 key("duration"),
                 f.kind
             ));
         }
-        out.push(FaultSpec {
-            kind,
-            at,
-            every,
-            jitter: dur(&f.jitter, &key("jitter"), Duration::ZERO, p),
-            duration,
-        });
+        let jitter = dur(&f.jitter, &key("jitter"), Duration::ZERO, p);
+        if let Some(at) = at {
+            out.push(FaultSpec {
+                kind,
+                at,
+                every,
+                jitter,
+                duration,
+            });
+        }
     }
     out
 }

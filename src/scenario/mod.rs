@@ -256,8 +256,8 @@ fn validate(
         (&target, &launch),
         (Some(TargetSpec::Embedded { stdio: false }), _) | (Some(TargetSpec::Http { .. }), Some(_))
     );
-    if !faults.is_empty() && !supervised {
-        p.push("`faults` need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
+    if faults.iter().any(|f| f.kind.needs_supervisor()) && !supervised {
+        p.push("`faults` of kind kill, term, stop or restart need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
     }
     let mut criteria = Vec::new();
     for (i, c) in raw.criteria.unwrap_or_default().iter().enumerate() {
