@@ -28,7 +28,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub const PRESETS: &[(&str, &str)] = &[("quickstart", include_str!("../presets/quickstart.toml"))];
+pub const PRESETS: &[(&str, &str)] = &[
+    ("quickstart", include_str!("../presets/quickstart.toml")),
+    (
+        "production-24h",
+        include_str!("../presets/production-24h.toml"),
+    ),
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

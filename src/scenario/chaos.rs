@@ -269,6 +269,21 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
     out
 }
 
+/// Stretch or squeeze a fault schedule to a run `ratio` times as long; lasting faults keep
+/// at least one second, so a squeezed day still hangs the server for a visible moment.
+pub fn scale(faults: &mut [FaultSpec], ratio: f64) {
+    for f in faults {
+        f.at = f.at.mul_f64(ratio);
+        f.every = f
+            .every
+            .map(|e| e.mul_f64(ratio).max(Duration::from_millis(100)));
+        f.jitter = f.jitter.mul_f64(ratio);
+        if f.kind.lasts() {
+            f.duration = f.duration.mul_f64(ratio).max(Duration::from_secs(1));
+        }
+    }
+}
+
 pub fn recovery_from(r: &RawRecovery, p: &mut Vec<String>) -> RecoveryConfig {
     let d = RecoveryConfig::default();
     let c = RecoveryConfig {

@@ -25,6 +25,8 @@ pub struct RawScenario {
     pub name: Option<String>,
     pub description: Option<String>,
     pub duration: Option<String>,
+    /// With `--duration`, scale the fault schedule by new/old duration.
+    pub scale_with_duration: Option<bool>,
     pub criteria: Option<Vec<String>>,
     pub target: Option<RawTarget>,
     pub workload: Option<RawWorkload>,
@@ -236,7 +238,18 @@ fn validate(
         .launch
         .as_ref()
         .and_then(|l| chaos::launch_from(l, base, &mut p));
-    let faults = chaos::faults_from(raw.faults.as_deref().unwrap_or_default(), &mut p);
+    let mut faults = chaos::faults_from(raw.faults.as_deref().unwrap_or_default(), &mut p);
+    if raw.scale_with_duration == Some(true)
+        && let (Some(new), Some(old)) = (
+            ov.duration,
+            raw.duration
+                .as_deref()
+                .and_then(|d| humantime::parse_duration(d).ok()),
+        )
+        && !old.is_zero()
+    {
+        chaos::scale(&mut faults, new.as_secs_f64() / old.as_secs_f64());
+    }
     let recovery = chaos::recovery_from(&raw.recovery.unwrap_or_default(), &mut p);
     let ledger = raw
         .ledger
@@ -723,5 +736,39 @@ mod tests {
         let e = plan("duration = \"1s\"\n[workload]\nexecutor = \"constant-arrival-rate\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("workload.rate"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod preset_tests {
+    use super::*;
+
+    #[test]
+    fn the_day_long_preset_scales_to_any_duration() {
+        let text = include_str!("../../presets/production-24h.toml");
+        let day = parse(text, "preset", None, &Overrides::default()).unwrap();
+        assert_eq!(day.faults[0].every, Some(Duration::from_secs(7200)));
+        let ov = Overrides {
+            duration: Some(Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let short = parse(text, "preset", None, &ov).unwrap();
+        assert_eq!(
+            short.workload.executor.total_duration(),
+            Duration::from_secs(120)
+        );
+        let kill = &short.faults[0];
+        assert_eq!(
+            kill.at,
+            Duration::from_millis(2500),
+            "30 min of 24 h is 2.5 s of 2 min"
+        );
+        assert_eq!(kill.every, Some(Duration::from_secs(10)));
+        assert_eq!(
+            short.faults[1].duration,
+            Duration::from_secs(1),
+            "a 30 s hang keeps at least 1 s"
+        );
+        assert_eq!(short.criteria.len(), 5);
     }
 }
