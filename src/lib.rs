@@ -16,6 +16,7 @@ pub mod live;
 pub mod metrics;
 pub mod pressure;
 pub mod probe;
+pub mod proxy;
 pub mod recovery;
 pub mod report;
 pub mod run;
