@@ -97,6 +97,18 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         max_error_rate_increase: f64,
     },
+    /// Run the TCP fault proxy on its own until Ctrl-C, with toxics from the command line.
+    Proxy {
+        /// Address to listen on (loopback by default; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// The server to forward to, HOST:PORT.
+        #[arg(long)]
+        upstream: std::net::SocketAddr,
+        /// A toxic, KIND[:attr=value,...][@upstream|@downstream], e.g. latency:latency=50,jitter=5@downstream (repeatable).
+        #[arg(long = "toxic")]
+        toxics: Vec<String>,
+    },
     /// Hold memory and burn CPU for a while (the pressure fault's helper process).
     #[command(hide = true)]
     Hog {
@@ -281,6 +293,38 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 }
                 Ok(1)
             }
+        }
+        Command::Proxy {
+            listen,
+            upstream,
+            toxics,
+        } => {
+            let parsed: Vec<crate::proxy::toxics::Toxic> = toxics
+                .iter()
+                .map(|t| crate::proxy::toxics::Toxic::parse_flag(t))
+                .collect::<Result<_, _>>()
+                .map_err(Error::Usage)?;
+            let proxy = crate::proxy::Proxy::start(listen, upstream)
+                .await
+                .map_err(|source| Error::Io {
+                    what: format!("listening on {listen} (--listen)"),
+                    source,
+                })?;
+            for t in parsed {
+                proxy.add_toxic(t);
+            }
+            println!(
+                "mcpstorm proxy: listening on {} -> {upstream}",
+                proxy.local_addr()
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            let stats = proxy.stats();
+            println!(
+                "mcpstorm proxy: {} connections, {} bytes up, {} bytes down",
+                stats.accepted, stats.bytes_up, stats.bytes_down
+            );
+            proxy.shutdown().await;
+            Ok(0)
         }
         Command::Hog {
             memory_mb,

@@ -16,9 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
+    /// A toxic in the named fault proxy (`target` or a dependency's) for the duration.
+    Network {
+        proxy: String,
+        toxic: crate::proxy::toxics::Toxic,
+    },
     Kill,
     Term,
     Stop,
@@ -48,6 +53,7 @@ impl FaultKind {
             FaultKind::Memory { .. } => "memory",
             FaultKind::Cpu { .. } => "cpu",
             FaultKind::Command { .. } => "command",
+            FaultKind::Network { .. } => "network",
         }
     }
 
@@ -67,6 +73,7 @@ impl FaultKind {
                 | FaultKind::Memory { .. }
                 | FaultKind::Cpu { .. }
                 | FaultKind::Command { undo: Some(_), .. }
+                | FaultKind::Network { .. }
         )
     }
 }
@@ -122,6 +129,8 @@ pub struct Tools {
     pub supervisor: Option<Arc<Supervisor>>,
     /// This binary, for `mcpstorm hog`.
     pub exe: PathBuf,
+    /// The run's fault proxies by name: `target`, and one per dependency.
+    pub proxies: std::collections::HashMap<String, Arc<crate::proxy::Proxy>>,
 }
 
 /// Run the schedule until it is done or cancelled. Faults run one after another: a lasting
@@ -223,6 +232,19 @@ async fn apply(fault: &FaultSpec, tools: &Tools, cancel: &CancellationToken) -> 
                 applied,
                 format!("{detail}; SIGCONT after {:?}", fault.duration),
             )
+        }
+        FaultKind::Network { proxy, toxic } => {
+            let Some(p) = tools.proxies.get(proxy) else {
+                return (false, format!("not applied: no proxy named `{proxy}`"));
+            };
+            let mut toxic = toxic.clone();
+            toxic.name = format!("fault-{}", toxic.name);
+            let name = toxic.name.clone();
+            let what = format!("{:?} on proxy `{proxy}` ({:?})", toxic.kind, toxic.stream);
+            p.add_toxic(toxic);
+            hold(fault.duration, cancel).await;
+            p.remove_toxic(&name);
+            (true, format!("{what} for {:?}", fault.duration))
         }
         FaultKind::Memory { megabytes } => hog(tools, *megabytes, 0, fault.duration, cancel).await,
         FaultKind::Cpu { threads } => hog(tools, 0, *threads, fault.duration, cancel).await,

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::metrics::Recorder;
 use crate::metrics::process::{ProcSampler, self_usage};
 use crate::probe::ProbeLog;
+use crate::proxy::Proxy;
 use crate::report::{
     ClientReport, FaultRecord, LatencyReport, RecoveryRecord, Report, SupervisorReport,
     TargetReport, Totals, Verdict,
@@ -83,7 +84,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
 
     // The target: start (and supervise) the server if the plan says mcpstorm starts it.
     let clock = Instant::now();
-    let (target, supervisor) = start_target(&plan, &opts, clock).await?;
+    let mut proxies = start_dependency_proxies(&plan).await?;
+    let (target, supervisor) = start_target(&plan, &opts, clock, &proxies).await?;
+    let target = match plan.target_proxy {
+        true => {
+            let (proxy, proxied) = proxy_target(&target).await?;
+            proxies.insert("target".to_string(), Arc::new(proxy));
+            proxied
+        }
+        false => target,
+    };
     let stderr_log = match &target {
         TargetSpec::Stdio(_) => {
             let path = opts.out.join("target-stderr.log");
@@ -173,6 +183,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     if !plan.faults.is_empty() {
         let schedule = crate::faults::occurrences(&plan.faults, total, &mut rand::rng());
         let tools = crate::faults::Tools {
+            proxies: proxies.clone(),
             supervisor: supervisor.clone(),
             exe: crate::target::server_exe(opts.server_exe.as_deref()),
         };
@@ -304,10 +315,83 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
 
 /// Resolve the plan's target to something sessions can reach, starting the server under a
 /// supervisor when mcpstorm is the one that runs it (the embedded server, or `[target.launch]`).
+type Proxies = std::collections::HashMap<String, Arc<Proxy>>;
+
+/// One fault proxy per `[[proxies]]` entry, started before the server so its launch can be
+/// pointed at them.
+async fn start_dependency_proxies(plan: &Plan) -> Result<Proxies, Error> {
+    let mut out = Proxies::new();
+    for (name, upstream) in &plan.proxies {
+        let proxy = Proxy::start(([127, 0, 0, 1], 0).into(), *upstream)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!("starting the fault proxy `{name}` (proxies)"),
+                source,
+            })?;
+        out.insert(name.clone(), Arc::new(proxy));
+    }
+    Ok(out)
+}
+
+/// Put a fault proxy in front of an HTTP target; sessions go to the proxy's address.
+async fn proxy_target(target: &TargetSpec) -> Result<(Proxy, TargetSpec), Error> {
+    let TargetSpec::Http { url, headers } = target else {
+        return Err(Error::Usage("`target.proxy` needs an HTTP target".into()));
+    };
+    let mut parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Usage(format!("target url `{url}`: {e}")))?;
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::Usage(format!("target url `{url}`: cannot resolve {host}")))?;
+    let proxy = Proxy::start(([127, 0, 0, 1], 0).into(), upstream)
+        .await
+        .map_err(|source| Error::Io {
+            what: "starting the fault proxy in front of the target".into(),
+            source,
+        })?;
+    let _ = parsed.set_host(Some("127.0.0.1"));
+    let _ = parsed.set_port(Some(proxy.local_addr().port()));
+    Ok((
+        proxy,
+        TargetSpec::Http {
+            url: parsed.to_string(),
+            headers: headers.clone(),
+        },
+    ))
+}
+
+/// `{{proxy.NAME}}` in a launch's command, arguments and environment becomes the address of
+/// that dependency's fault proxy.
+fn with_proxy_addresses(mut launch: LaunchSpec, proxies: &Proxies) -> LaunchSpec {
+    let fill = |s: &str| {
+        let mut s = s.to_string();
+        for (name, p) in proxies {
+            s = s.replace(
+                &format!("{{{{proxy.{name}}}}}"),
+                &p.local_addr().to_string(),
+            );
+        }
+        s
+    };
+    launch.command = fill(&launch.command);
+    launch.args = launch.args.iter().map(|a| fill(a)).collect();
+    launch.env = launch
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), fill(v)))
+        .collect();
+    launch
+}
+
 async fn start_target(
     plan: &Plan,
     opts: &RunOptions,
     clock: Instant,
+    proxies: &Proxies,
 ) -> Result<(TargetSpec, Option<Arc<Supervisor>>), Error> {
     let exe = crate::target::server_exe(opts.server_exe.as_deref());
     let (target, launch) = match &plan.target {
@@ -357,7 +441,12 @@ async fn start_target(
                 Some(launch),
             )
         }
-        other => (other.clone(), plan.launch.clone()),
+        other => (
+            other.clone(),
+            plan.launch
+                .clone()
+                .map(|l| with_proxy_addresses(l, proxies)),
+        ),
     };
     let Some(launch) = launch else {
         return Ok((target, None));

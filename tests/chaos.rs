@@ -295,3 +295,110 @@ duration = "200ms"
     );
     assert!(!marker.exists(), "the undo command ran");
 }
+
+#[test]
+fn a_latency_toxic_in_front_of_the_target_moves_its_median_by_50ms() {
+    let toml = r#"
+duration = "6s"
+[target]
+transport = "embedded"
+proxy = true
+[workload]
+vus = 1
+[[mix]]
+op = "tools/call"
+tool = "echo"
+arguments = { message = "hi" }
+[[faults]]
+kind = "network"
+toxic = "latency"
+stream = "downstream"
+attributes = { latency = 50 }
+at = "2s"
+duration = "3s"
+"#;
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let series = r.report()["series"].as_array().unwrap().clone();
+    let p50 = |t: u64| {
+        series
+            .iter()
+            .find(|p| p["t"] == t)
+            .map(|p| p["p50_ms"].as_f64().unwrap())
+            .unwrap()
+    };
+    let before = p50(2);
+    let during = p50(4);
+    let added = during - before;
+    assert!(
+        (40.0..65.0).contains(&added),
+        "added {added:.1} ms (before {before:.2}, during {during:.2}); tolerance -10/+15 ms"
+    );
+    assert!(
+        r.report()["faults"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Latency")
+    );
+}
+
+#[test]
+fn a_redis_cut_through_the_proxy_is_detected_recovered_and_loses_no_acknowledged_write() {
+    let redis = redis_server();
+    let port = free_port();
+    let toml = format!(
+        r#"
+duration = "10s"
+criteria = ["lost_writes == 0", "unrecovered == 0"]
+[[proxies]]
+name = "redis"
+upstream = "127.0.0.1:{rp}"
+[target]
+url = "http://127.0.0.1:{port}/mcp"
+[target.launch]
+command = {bin:?}
+args = ["serve", "--port", "{port}", "--redis", "redis://{{{{proxy.redis}}}}"]
+ready = "http://127.0.0.1:{port}/health"
+[workload]
+vus = 4
+timeout = "3s"
+[[mix]]
+op = "ping"
+[ledger]
+write = {{ tool = "kv_put", arguments = {{ key = "w-{{{{seq}}}}", value = "v-{{{{seq}}}}" }} }}
+read = {{ tool = "kv_get", arguments = {{ key = "w-{{{{seq}}}}" }} }}
+expect = "v-{{{{seq}}}}"
+weight = 3
+[[faults]]
+kind = "network"
+proxy = "redis"
+toxic = "down"
+at = "2s"
+duration = "5s"
+"#,
+        bin = BIN,
+        rp = redis.port
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let rec = &r.report()["recoveries"][0];
+    let detected = rec["detected_after_ms"]
+        .as_f64()
+        .expect("the cut was noticed");
+    let recovered = rec["recovered_after_ms"]
+        .as_f64()
+        .expect("and recovered from");
+    assert!(detected < 2000.0, "{rec}");
+    assert!(
+        (5000.0..9000.0).contains(&recovered),
+        "back after the 5 s cut: {rec}"
+    );
+    let l = &r.report()["checks"]["ledger"];
+    assert_eq!(l["lost_writes"], 0, "{l}");
+    assert!(
+        l["writes_acknowledged"].as_u64().unwrap() > 100
+            && l["writes_failed"].as_u64().unwrap() + l["writes_indeterminate"].as_u64().unwrap()
+                > 0,
+        "{l}"
+    );
+}

@@ -265,3 +265,53 @@ async fn bench_proxy_against_direct() {
         );
     }
 }
+
+#[tokio::test]
+async fn mcpstorm_proxy_runs_on_its_own_with_toxics_from_flags() {
+    use tokio::io::AsyncBufReadExt;
+    let echo = echo_server().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpstorm"))
+        .args([
+            "proxy",
+            "--upstream",
+            &echo.to_string(),
+            "--toxic",
+            "latency:latency=60@downstream",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = first
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let m = median(round_trips(addr, 5).await);
+    assert!((55.0..100.0).contains(&m), "{m} ms through a 60 ms toxic");
+    child.kill().await.unwrap();
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpstorm"))
+        .args([
+            "proxy",
+            "--upstream",
+            &echo.to_string(),
+            "--toxic",
+            "latency:latncy=5",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--toxic.attributes.latncy"));
+}

@@ -219,96 +219,133 @@ fn deadline(toxics: &[Toxic], since: Instant) -> Option<(Instant, bool)> {
     })
 }
 
+/// One direction of a connection. A reader stamps each chunk with when it arrived and hands
+/// it on; the writer applies the toxics and writes it. Stamping on arrival (not when the
+/// writer gets to it) keeps latency from compounding over the pieces of one answer.
 async fn pump(
-    mut src: OwnedReadHalf,
+    src: OwnedReadHalf,
     mut dst: OwnedWriteHalf,
     stream: Stream,
     shared: &Shared,
     cancel: &CancellationToken,
     draws: &Draws,
 ) {
-    let mut buf = vec![0u8; BUF];
-    let mut version = shared.version.subscribe();
-    let mut toxics = active(shared, stream, draws);
-    let mut limit_sent = 0u64;
-    let mut due = deadline(&toxics, Instant::now());
-    let counter = if stream == Stream::Upstream {
-        &shared.bytes_up
-    } else {
-        &shared.bytes_down
-    };
-    loop {
-        let sleep_until = due.map(|(t, _)| tokio::time::Instant::from_std(t));
-        let n = tokio::select! {
-            r = src.read(&mut buf) => match r {
-                Ok(n) => n,
-                Err(_) => { cancel.cancel(); return; }
-            },
-            changed = version.changed() => {
-                if changed.is_err() || !shared.enabled.load(Ordering::Relaxed) {
-                    // Down: close this connection now.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, bytes::Bytes)>(64);
+    let reader = read_chunks(src, tx, cancel);
+    let writer = async {
+        let mut version = shared.version.subscribe();
+        let mut toxics = active(shared, stream, draws);
+        let mut limit_sent = 0u64;
+        let mut due = deadline(&toxics, Instant::now());
+        let counter = if stream == Stream::Upstream {
+            &shared.bytes_up
+        } else {
+            &shared.bytes_down
+        };
+        loop {
+            let sleep_until = due.map(|(t, _)| tokio::time::Instant::from_std(t));
+            let next = tokio::select! {
+                next = rx.recv() => next,
+                changed = version.changed() => {
+                    if changed.is_err() || !shared.enabled.load(Ordering::Relaxed) {
+                        // Down: close this connection now.
+                        cancel.cancel();
+                        return;
+                    }
+                    toxics = active(shared, stream, draws);
+                    due = deadline(&toxics, Instant::now());
+                    continue;
+                }
+                _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    if let Some((_, true)) = due {
+                        reset_on_close(&dst);
+                        // No FIN first: the peer must see the reset, not an orderly end.
+                        dst.forget();
+                    }
                     cancel.cancel();
                     return;
                 }
-                toxics = active(shared, stream, draws);
-                due = deadline(&toxics, Instant::now());
+                _ = cancel.cancelled() => return,
+            };
+            let Some((arrived, data)) = next else {
+                let slow_close = toxics.iter().find_map(|t| {
+                    if let Kind::SlowClose { delay } = t.kind {
+                        Some(delay)
+                    } else {
+                        None
+                    }
+                });
+                if let Some(delay) = slow_close {
+                    tokio::time::sleep(delay).await;
+                }
+                let _ = dst.shutdown().await;
+                return;
+            };
+            if toxics
+                .iter()
+                .any(|t| matches!(t.kind, Kind::Timeout { .. } | Kind::ResetPeer { .. }))
+            {
+                // Data goes nowhere while the toxic holds.
                 continue;
             }
-            _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                if let Some((_, true)) = due {
-                    reset_on_close(&dst);
-                    // No FIN first: the peer must see the reset, not an orderly end.
-                    dst.forget();
-                }
-                cancel.cancel();
-                return;
-            }
-            _ = cancel.cancelled() => return,
-        };
-        if n == 0 {
-            if let Some(delay) = toxics.iter().find_map(|t| {
-                if let Kind::SlowClose { delay } = t.kind {
-                    Some(delay)
+            let mut chunk = &data[..];
+            let mut close_after = false;
+            let limit = toxics.iter().find_map(|t| {
+                if let Kind::LimitData { bytes } = t.kind {
+                    Some(bytes)
                 } else {
                     None
                 }
-            }) {
-                tokio::time::sleep(delay).await;
+            });
+            if let Some(limit) = limit {
+                let left = limit.saturating_sub(limit_sent) as usize;
+                if chunk.len() >= left {
+                    chunk = &chunk[..left];
+                    close_after = true;
+                }
+                limit_sent += chunk.len() as u64;
             }
-            let _ = dst.shutdown().await;
-            return;
-        }
-        let mut chunk = &buf[..n];
-        if toxics
-            .iter()
-            .any(|t| matches!(t.kind, Kind::Timeout { .. } | Kind::ResetPeer { .. }))
-        {
-            // Data goes nowhere while the toxic holds.
-            continue;
-        }
-        let mut close_after = false;
-        if let Some(limit) = toxics.iter().find_map(|t| {
-            if let Kind::LimitData { bytes } = t.kind {
-                Some(bytes)
-            } else {
-                None
+            if !write_with_toxics(&mut dst, chunk, &toxics, arrived).await {
+                cancel.cancel();
+                return;
             }
-        }) {
-            let left = limit.saturating_sub(limit_sent) as usize;
-            if chunk.len() >= left {
-                chunk = &chunk[..left];
-                close_after = true;
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if close_after {
+                cancel.cancel();
+                return;
             }
-            limit_sent += chunk.len() as u64;
         }
-        if !write_with_toxics(&mut dst, chunk, &toxics).await {
-            cancel.cancel();
-            return;
-        }
-        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        if close_after {
-            cancel.cancel();
-            return;
+    };
+    tokio::join!(reader, writer);
+}
+
+async fn read_chunks(
+    mut src: OwnedReadHalf,
+    tx: tokio::sync::mpsc::Sender<(Instant, bytes::Bytes)>,
+    cancel: &CancellationToken,
+) {
+    let mut buf = bytes::BytesMut::with_capacity(BUF);
+    loop {
+        buf.reserve(BUF);
+        let read = tokio::select! {
+            r = src.read_buf(&mut buf) => r,
+            _ = cancel.cancelled() => return,
+        };
+        match read {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx
+                    .send((Instant::now(), buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(_) => {
+                cancel.cancel();
+                return;
+            }
         }
     }
 }
@@ -334,18 +371,23 @@ fn reset_on_close(half: &OwnedWriteHalf) {
 }
 
 /// Write one chunk through latency, slicer and bandwidth toxics; false when the peer is gone.
-async fn write_with_toxics(dst: &mut OwnedWriteHalf, chunk: &[u8], toxics: &[Toxic]) -> bool {
+async fn write_with_toxics(
+    dst: &mut OwnedWriteHalf,
+    chunk: &[u8],
+    toxics: &[Toxic],
+    arrived: Instant,
+) -> bool {
     for t in toxics {
         if let Kind::Latency { latency, jitter } = t.kind {
+            // Delay from when the chunk arrived, as Toxiproxy does: the pieces of one answer
+            // are each late by the latency, not by the latency times their number.
             let j = if jitter.is_zero() {
                 0.0
             } else {
                 rand::rng().random_range(-1.0..1.0) * jitter.as_secs_f64()
             };
-            tokio::time::sleep(Duration::from_secs_f64(
-                (latency.as_secs_f64() + j).max(0.0),
-            ))
-            .await;
+            let due = arrived + Duration::from_secs_f64((latency.as_secs_f64() + j).max(0.0));
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         }
     }
     let slicer = toxics.iter().find_map(|t| match t.kind {

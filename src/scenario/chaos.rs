@@ -34,6 +34,11 @@ pub struct RawFault {
     pub threads: Option<u32>,
     pub run: Option<String>,
     pub undo: Option<String>,
+    pub proxy: Option<String>,
+    pub toxic: Option<String>,
+    pub stream: Option<String>,
+    pub toxicity: Option<f64>,
+    pub attributes: Option<BTreeMap<String, f64>>,
     pub at: Option<String>,
     pub every: Option<String>,
     pub jitter: Option<String>,
@@ -151,7 +156,8 @@ pub fn launch_from(l: &RawLaunch, base: Option<&Path>, p: &mut Vec<String>) -> O
     })
 }
 
-pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
+/// `proxies`: the names network faults may use (`target` when the target is proxied).
+pub fn faults_from(raw: &[RawFault], proxies: &[&str], p: &mut Vec<String>) -> Vec<FaultSpec> {
     let mut out = Vec::new();
     for (i, f) in raw.iter().enumerate() {
         let key = |k: &str| format!("faults[{i}].{k}");
@@ -173,6 +179,37 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
             "cpu" => FaultKind::Cpu {
                 threads: f.threads.unwrap_or(1).max(1),
             },
+            "network" => {
+                let Some(toxic) = &f.toxic else {
+                    p.push(format!(
+                        "`{}` is missing: a network fault names a toxic ({})",
+                        key("toxic"),
+                        crate::proxy::toxics::KINDS
+                    ));
+                    continue;
+                };
+                let proxy = f.proxy.clone().unwrap_or_else(|| "target".into());
+                if !proxies.contains(&proxy.as_str()) {
+                    p.push(format!(
+                        "`{}` = \"{proxy}\" is not a proxy of this run; use \"target\" (with target.proxy = true) or the name of a [[proxies]] entry",
+                        key("proxy")
+                    ));
+                }
+                match crate::proxy::toxics::Toxic::parse(
+                    toxic,
+                    toxic,
+                    f.stream.as_deref(),
+                    f.toxicity,
+                    &f.attributes.clone().unwrap_or_default(),
+                    &format!("faults[{i}]"),
+                ) {
+                    Ok(t) => FaultKind::Network { proxy, toxic: t },
+                    Err(e) => {
+                        p.push(e);
+                        continue;
+                    }
+                }
+            }
             "command" => match &f.run {
                 Some(run) => FaultKind::Command {
                     run: run.clone(),
@@ -188,7 +225,7 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
             },
             other => {
                 p.push(format!(
-                    "`{}` = \"{other}\" is not a fault; use kill, term, stop, restart, memory, cpu or command",
+                    "`{}` = \"{other}\" is not a fault; use kill, term, stop, restart, memory, cpu, command or network",
                     key("kind")
                 ));
                 continue;
@@ -214,6 +251,26 @@ pub fn faults_from(raw: &[RawFault], p: &mut Vec<String>) -> Vec<FaultSpec> {
                 "undo",
                 f.undo.is_some(),
                 matches!(kind, FaultKind::Command { .. }),
+            ),
+            (
+                "proxy",
+                f.proxy.is_some(),
+                matches!(kind, FaultKind::Network { .. }),
+            ),
+            (
+                "stream",
+                f.stream.is_some(),
+                matches!(kind, FaultKind::Network { .. }),
+            ),
+            (
+                "toxicity",
+                f.toxicity.is_some(),
+                matches!(kind, FaultKind::Network { .. }),
+            ),
+            (
+                "attributes",
+                f.attributes.is_some(),
+                matches!(kind, FaultKind::Network { .. }),
             ),
         ] {
             if present && !applies {
@@ -368,4 +425,31 @@ pub fn ledger_from(l: &RawLedger, p: &mut Vec<String>) -> Option<LedgerSpec> {
         expect,
         weight,
     })
+}
+
+/// A fault proxy in front of a dependency; `{{proxy.NAME}}` in `[target.launch]` becomes
+/// its address, so the server reaches the dependency through it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub name: String,
+    pub upstream: String,
+}
+
+pub fn proxies_from(raw: &[RawProxy], p: &mut Vec<String>) -> Vec<(String, std::net::SocketAddr)> {
+    let mut out: Vec<(String, std::net::SocketAddr)> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        if r.name == "target" || r.name.is_empty() || out.iter().any(|(n, _)| n == &r.name) {
+            p.push(format!(
+                "`proxies[{i}].name` = \"{}\": give each proxy its own name (not \"target\")",
+                r.name
+            ));
+            continue;
+        }
+        match r.upstream.parse() {
+            Ok(addr) => out.push((r.name.clone(), addr)),
+            Err(_) => p.push(format!("`proxies[{i}].upstream` = \"{}\" is not an address; write it like \"127.0.0.1:6379\"", r.upstream)),
+        }
+    }
+    out
 }

@@ -34,6 +34,7 @@ pub struct RawScenario {
     pub faults: Option<Vec<chaos::RawFault>>,
     pub recovery: Option<chaos::RawRecovery>,
     pub ledger: Option<chaos::RawLedger>,
+    pub proxies: Option<Vec<chaos::RawProxy>>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -48,6 +49,8 @@ pub struct RawTarget {
     pub headers: Option<BTreeMap<String, String>>,
     pub protocol_version: Option<String>,
     pub launch: Option<chaos::RawLaunch>,
+    /// Put mcpstorm's fault proxy between the clients and the server.
+    pub proxy: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -103,6 +106,10 @@ pub struct Plan {
     pub launch: Option<LaunchSpec>,
     pub faults: Vec<FaultSpec>,
     pub recovery: chaos::RecoveryConfig,
+    /// Clients reach the target through a fault proxy named `target`.
+    pub target_proxy: bool,
+    /// Fault proxies in front of dependencies, by name.
+    pub proxies: Vec<(String, std::net::SocketAddr)>,
     /// Writes to track and read back after the run.
     pub ledger: Option<crate::check::ledger::LedgerSpec>,
     /// The scenario as resolved, for the report.
@@ -238,7 +245,23 @@ fn validate(
         .launch
         .as_ref()
         .and_then(|l| chaos::launch_from(l, base, &mut p));
-    let mut faults = chaos::faults_from(raw.faults.as_deref().unwrap_or_default(), &mut p);
+    let proxies = chaos::proxies_from(raw.proxies.as_deref().unwrap_or_default(), &mut p);
+    let target_proxy = rt.proxy.unwrap_or(false);
+    let mut proxy_names: Vec<&str> = proxies.iter().map(|(n, _)| n.as_str()).collect();
+    if target_proxy {
+        proxy_names.push("target");
+        if !matches!(
+            &target,
+            Some(TargetSpec::Http { .. } | TargetSpec::Embedded { stdio: false }) | None
+        ) {
+            p.push("`target.proxy` needs an HTTP target (embedded or http): a stdio server has no socket to stand in front of".into());
+        }
+    }
+    let mut faults = chaos::faults_from(
+        raw.faults.as_deref().unwrap_or_default(),
+        &proxy_names,
+        &mut p,
+    );
     if raw.scale_with_duration == Some(true)
         && let (Some(new), Some(old)) = (
             ov.duration,
@@ -308,6 +331,8 @@ fn validate(
                 faults,
                 recovery,
                 ledger,
+                target_proxy,
+                proxies,
                 resolved,
             })
         }
