@@ -40,6 +40,8 @@ pub enum FaultKind {
     Command {
         run: String,
         undo: Option<String>,
+        /// A command whose exit 0 means this fault is over: polled after `run` (and `undo`).
+        probe: Option<String>,
     },
 }
 
@@ -248,7 +250,8 @@ async fn apply(fault: &FaultSpec, tools: &Tools, cancel: &CancellationToken) -> 
         }
         FaultKind::Memory { megabytes } => hog(tools, *megabytes, 0, fault.duration, cancel).await,
         FaultKind::Cpu { threads } => hog(tools, 0, *threads, fault.duration, cancel).await,
-        FaultKind::Command { run, undo } => {
+        FaultKind::Command { run, undo, probe } => {
+            let started = Instant::now();
             let mut detail = shell(run, Duration::from_secs(60)).await;
             if let Some(undo) = undo {
                 hold(fault.duration, cancel).await;
@@ -257,9 +260,36 @@ async fn apply(fault: &FaultSpec, tools: &Tools, cancel: &CancellationToken) -> 
                     shell(undo, Duration::from_secs(60)).await
                 );
             }
+            if let Some(probe) = probe {
+                detail = format!("{detail}; {}", own_probe(probe, started, cancel).await);
+            }
             (true, detail)
         }
     }
+}
+
+/// Poll the fault's own probe command until it exits 0 (at most a minute, or the run's end).
+async fn own_probe(cmd: &str, started: Instant, cancel: &CancellationToken) -> String {
+    let deadline = started + Duration::from_secs(60);
+    while Instant::now() < deadline && !cancel.is_cancelled() {
+        let ok = tokio::process::Command::new("sh")
+            .args(["-c", cmd])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(5), ok).await
+            && status.success()
+        {
+            return format!(
+                "probe `{cmd}` succeeded {:.0} ms after the fault",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        hold(Duration::from_millis(200), cancel).await;
+    }
+    format!("probe `{cmd}` never succeeded")
 }
 
 async fn hog(

@@ -116,7 +116,7 @@ url = "http://127.0.0.1:{port}/mcp"
 [target.launch]
 command = {bin:?}
 args = ["serve", "--port", "{port}"]
-ready = "http://127.0.0.1:{port}/health"
+ready = "mcp"
 restart = "never"
 [workload]
 vus = 2
@@ -270,6 +270,7 @@ duration = "500ms"
 kind = "command"
 run = "touch {m}"
 undo = "rm {m}"
+probe = "test ! -e {m}"
 at = "3s"
 duration = "200ms"
 "#,
@@ -294,6 +295,10 @@ duration = "200ms"
         "{detail}"
     );
     assert!(!marker.exists(), "the undo command ran");
+    assert!(
+        detail.contains("probe `test ! -e") && detail.contains("succeeded"),
+        "{detail}"
+    );
 }
 
 #[test]

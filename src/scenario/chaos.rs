@@ -34,6 +34,7 @@ pub struct RawFault {
     pub threads: Option<u32>,
     pub run: Option<String>,
     pub undo: Option<String>,
+    pub probe: Option<String>,
     pub proxy: Option<String>,
     pub toxic: Option<String>,
     pub stream: Option<String>,
@@ -92,7 +93,13 @@ pub fn restart_policy(s: &str, key: &str, p: &mut Vec<String>) -> RestartPolicy 
     }
 }
 
-pub fn launch_from(l: &RawLaunch, base: Option<&Path>, p: &mut Vec<String>) -> Option<LaunchSpec> {
+/// `url`: the target's endpoint, for `ready = "mcp"`.
+pub fn launch_from(
+    l: &RawLaunch,
+    url: Option<&str>,
+    base: Option<&Path>,
+    p: &mut Vec<String>,
+) -> Option<LaunchSpec> {
     let command = l.command.clone();
     if command.is_none() {
         p.push("`target.launch.command` is missing: the command that starts the server".into());
@@ -102,11 +109,18 @@ pub fn launch_from(l: &RawLaunch, base: Option<&Path>, p: &mut Vec<String>) -> O
             url: r.to_string(),
             status: l.ready_status.unwrap_or(200),
         }),
+        Some("mcp") => match url {
+            Some(u) => Some(Readiness::Mcp { url: u.to_string() }),
+            None => {
+                p.push("`target.launch.ready` = \"mcp\" needs `target.url`: the endpoint to shake hands with".into());
+                None
+            }
+        },
         Some(r) if r.starts_with("tcp://") => Some(Readiness::Tcp {
             addr: r.trim_start_matches("tcp://").to_string(),
         }),
         Some(r) => {
-            p.push(format!("`target.launch.ready` = \"{r}\": give tcp://HOST:PORT or an http:// URL that answers when the server is ready"));
+            p.push(format!("`target.launch.ready` = \"{r}\": give tcp://HOST:PORT, an http:// URL that answers when the server is ready, or \"mcp\" (an MCP handshake at target.url)"));
             None
         }
         None => {
@@ -214,6 +228,7 @@ pub fn faults_from(raw: &[RawFault], proxies: &[&str], p: &mut Vec<String>) -> V
                 Some(run) => FaultKind::Command {
                     run: run.clone(),
                     undo: f.undo.clone(),
+                    probe: f.probe.clone(),
                 },
                 None => {
                     p.push(format!(
@@ -250,6 +265,11 @@ pub fn faults_from(raw: &[RawFault], proxies: &[&str], p: &mut Vec<String>) -> V
             (
                 "undo",
                 f.undo.is_some(),
+                matches!(kind, FaultKind::Command { .. }),
+            ),
+            (
+                "probe",
+                f.probe.is_some(),
                 matches!(kind, FaultKind::Command { .. }),
             ),
             (

@@ -244,7 +244,7 @@ fn validate(
     let launch = rt
         .launch
         .as_ref()
-        .and_then(|l| chaos::launch_from(l, base, &mut p));
+        .and_then(|l| chaos::launch_from(l, rt.url.as_deref(), base, &mut p));
     let proxies = chaos::proxies_from(raw.proxies.as_deref().unwrap_or_default(), &mut p);
     let target_proxy = rt.proxy.unwrap_or(false);
     let mut proxy_names: Vec<&str> = proxies.iter().map(|(n, _)| n.as_str()).collect();

@@ -23,6 +23,8 @@ pub enum Readiness {
     Tcp { addr: String },
     /// An HTTP GET answers with this status.
     Http { url: String, status: u16 },
+    /// An MCP handshake (`initialize`) succeeds at this Streamable HTTP endpoint.
+    Mcp { url: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -234,6 +236,29 @@ pub async fn is_ready(ready: &Readiness) -> bool {
                 .await,
                 Ok(Ok(_))
             )
+        }
+        Readiness::Mcp { url } => {
+            let spec = crate::target::TargetSpec::Http {
+                url: url.clone(),
+                headers: Default::default(),
+            };
+            let log = std::sync::Arc::new(crate::transport::stdio::StderrLog::default());
+            let Ok(c) = crate::target::Connector::new(
+                &spec,
+                crate::session::SUPPORTED_VERSIONS[0],
+                Duration::from_secs(1),
+                log,
+                1,
+            ) else {
+                return false;
+            };
+            match c.open().await {
+                Ok(session) => {
+                    session.close().await;
+                    true
+                }
+                Err(_) => false,
+            }
         }
         Readiness::Http { url, status } => {
             let client = crate::transport::http::client(1);
