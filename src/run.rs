@@ -180,6 +180,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     ));
     let timeline = Arc::new(std::sync::Mutex::new(Vec::new()));
     let probe_log = Arc::new(ProbeLog::default());
+    let checkpoints = Arc::new(std::sync::Mutex::new(Vec::new()));
     if !plan.faults.is_empty() {
         let schedule = crate::faults::occurrences(&plan.faults, total, &mut rand::rng());
         let tools = crate::faults::Tools {
@@ -194,6 +195,22 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             started,
             background.clone(),
         ));
+        if let (Some(spec), Some(ledger)) = (&plan.ledger, &ledger) {
+            tasks.spawn(ledger_checkpoints(
+                Checkpointing {
+                    ledger: ledger.clone(),
+                    spec: spec.clone(),
+                    connector: connector.clone(),
+                    timeout: plan.workload.timeout,
+                    timeline: timeline.clone(),
+                    probe_log: probe_log.clone(),
+                    recorder: recorder.clone(),
+                    started,
+                    out: checkpoints.clone(),
+                },
+                background.clone(),
+            ));
+        }
         tasks.spawn(crate::probe::run(
             connector.clone(),
             plan.recovery.probe_interval,
@@ -231,7 +248,12 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     connector.flush_logs();
     let ledger_report = match (&plan.ledger, &ledger) {
         (Some(spec), Some(ledger)) => {
-            Some(ledger.verify(spec, &connector, plan.workload.timeout).await)
+            let checkpoints = checkpoints.lock().map(|c| c.clone()).unwrap_or_default();
+            Some(
+                ledger
+                    .verify(spec, &connector, plan.workload.timeout, checkpoints)
+                    .await,
+            )
         }
         _ => None,
     };
@@ -596,6 +618,53 @@ fn build_report(
         Verdict::Fail
     };
     report
+}
+
+struct Checkpointing {
+    ledger: Arc<Ledger>,
+    spec: crate::check::ledger::LedgerSpec,
+    connector: Arc<Connector>,
+    timeout: Duration,
+    timeline: Arc<std::sync::Mutex<Vec<FaultRecord>>>,
+    probe_log: Arc<ProbeLog>,
+    recorder: Arc<Recorder>,
+    started: Instant,
+    out: Arc<std::sync::Mutex<Vec<crate::check::ledger::Checkpoint>>>,
+}
+
+/// After each recovery, read back every write acknowledged so far: a write lost in the
+/// crash is found at the moment the service is back, not only at the end.
+async fn ledger_checkpoints(c: Checkpointing, cancel: CancellationToken) {
+    let mut done = std::collections::HashSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let faults = c.timeline.lock().map(|t| t.clone()).unwrap_or_default();
+        let recovered = crate::recovery::compute(
+            &faults,
+            &c.probe_log.changes(),
+            |t| c.recorder.first_failure_after(t),
+            &c.recorder.series(),
+        );
+        for r in recovered
+            .into_iter()
+            .filter(|r| r.recovered_after_ms.is_some())
+        {
+            if !done.insert(r.fault_id) {
+                continue;
+            }
+            let at_s = c.started.elapsed().as_secs_f64();
+            let checkpoint = tokio::select! {
+                cp = c.ledger.checkpoint(&c.spec, &c.connector, c.timeout, r.fault_id, at_s) => cp,
+                _ = cancel.cancelled() => return,
+            };
+            if let Ok(mut out) = c.out.lock() {
+                out.push(checkpoint);
+            }
+        }
+    }
 }
 
 /// Close a point of the per-second series every second, with the target's RSS and CPU

@@ -48,6 +48,17 @@ fn the_safe_server_loses_no_acknowledged_write_when_killed() {
     assert_eq!(l["lost_writes"], 0, "{l}");
     assert_eq!(l["unverified"], 0, "{l}");
     assert_eq!(r.report()["recoveries"].as_array().unwrap().len(), 2);
+    let checkpoints = l["checkpoints"].as_array().unwrap();
+    assert!(
+        !checkpoints.is_empty(),
+        "read back after a recovery, during the run: {l}"
+    );
+    assert!(
+        checkpoints
+            .iter()
+            .all(|c| c["lost"] == 0 && c["checked"].as_u64().unwrap() > 0),
+        "{l}"
+    );
 }
 
 #[test]
@@ -61,6 +72,11 @@ fn the_unsafe_server_loses_writes_and_the_ledger_names_them() {
     let ids = l["lost_ids"].as_array().unwrap();
     assert!(!ids.is_empty() && ids.len() as u64 <= lost.min(100));
     assert!(r.stdout.contains("lost (ids ["), "{}", r.stdout);
+    let checkpoints = l["checkpoints"].as_array().unwrap();
+    assert!(
+        checkpoints.iter().any(|c| c["lost"].as_u64().unwrap() > 0),
+        "the loss is seen right after the recovery: {l}"
+    );
     let crit = &r.report()["criteria"][0];
     assert_eq!(crit["name"], "lost_writes");
     assert_eq!(crit["passed"], false);

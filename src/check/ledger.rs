@@ -64,6 +64,21 @@ pub struct LedgerReport {
     pub indeterminate_ids: Vec<u64>,
     /// Writes past the tracking limit.
     pub untracked: u64,
+    /// Read-backs after each recovery, during the run.
+    #[serde(default)]
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Everything acknowledged so far, read back once service was back after a fault.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub fault_id: u32,
+    /// When the read-back started (seconds into the run).
+    pub at_s: f64,
+    pub checked: u64,
+    pub lost: u64,
+    pub lost_ids: Vec<u64>,
+    pub unverified: u64,
 }
 
 /// What a write's outcome says about whether it happened.
@@ -96,12 +111,38 @@ impl Ledger {
         }
     }
 
+    /// Read back every id acknowledged so far (a checkpoint after a recovery).
+    pub async fn checkpoint(
+        &self,
+        spec: &LedgerSpec,
+        connector: &Connector,
+        timeout: Duration,
+        fault_id: u32,
+        at_s: f64,
+    ) -> Checkpoint {
+        let ids = self
+            .book
+            .lock()
+            .map(|b| b.acknowledged.clone())
+            .unwrap_or_default();
+        let (lost, unverified) = read_all(&ids, spec, connector, timeout).await;
+        Checkpoint {
+            fault_id,
+            at_s,
+            checked: ids.len() as u64,
+            lost: lost.len() as u64,
+            lost_ids: lost.into_iter().take(20).collect(),
+            unverified,
+        }
+    }
+
     /// Read every acknowledged id back with a few sessions of its own.
     pub async fn verify(
         &self,
         spec: &LedgerSpec,
         connector: &Connector,
         timeout: Duration,
+        checkpoints: Vec<Checkpoint>,
     ) -> LedgerReport {
         let (acknowledged, failed, indeterminate, untracked) = match self.book.lock() {
             Ok(b) => (
@@ -112,34 +153,7 @@ impl Ledger {
             ),
             Err(_) => return LedgerReport::default(),
         };
-        let chunks: Vec<Vec<u64>> = acknowledged
-            .chunks(acknowledged.len().div_ceil(READERS).max(1))
-            .map(<[u64]>::to_vec)
-            .collect();
-        let results = Arc::new(Mutex::new((Vec::new(), 0u64)));
-        let mut readers = tokio::task::JoinSet::new();
-        for chunk in chunks {
-            let (spec, results) = (spec.clone(), results.clone());
-            let mut session = connector.open().await.ok();
-            readers.spawn(async move {
-                for id in chunk {
-                    let present = read_back(&spec, &mut session, id, timeout).await;
-                    if let Ok(mut r) = results.lock() {
-                        match present {
-                            Some(false) => r.0.push(id),
-                            None => r.1 += 1,
-                            Some(true) => {}
-                        }
-                    }
-                }
-                if let Some(s) = session {
-                    s.close().await;
-                }
-            });
-        }
-        readers.join_all().await;
-        let (mut lost, unverified) = results.lock().map(|r| r.clone()).unwrap_or_default();
-        lost.sort_unstable();
+        let (lost, unverified) = read_all(&acknowledged, spec, connector, timeout).await;
         LedgerReport {
             writes_acknowledged: acknowledged.len() as u64,
             writes_failed: failed,
@@ -149,8 +163,48 @@ impl Ledger {
             unverified,
             indeterminate_ids: indeterminate.into_iter().take(LISTED).collect(),
             untracked,
+            checkpoints,
         }
     }
+}
+
+/// Read `ids` back with a few sessions in parallel: (absent ids, sorted; ids that could not
+/// be read).
+async fn read_all(
+    ids: &[u64],
+    spec: &LedgerSpec,
+    connector: &Connector,
+    timeout: Duration,
+) -> (Vec<u64>, u64) {
+    let chunks: Vec<Vec<u64>> = ids
+        .chunks(ids.len().div_ceil(READERS).max(1))
+        .map(<[u64]>::to_vec)
+        .collect();
+    let results = Arc::new(Mutex::new((Vec::new(), 0u64)));
+    let mut readers = tokio::task::JoinSet::new();
+    for chunk in chunks {
+        let (spec, results) = (spec.clone(), results.clone());
+        let mut session = connector.open().await.ok();
+        readers.spawn(async move {
+            for id in chunk {
+                let present = read_back(&spec, &mut session, id, timeout).await;
+                if let Ok(mut r) = results.lock() {
+                    match present {
+                        Some(false) => r.0.push(id),
+                        None => r.1 += 1,
+                        Some(true) => {}
+                    }
+                }
+            }
+            if let Some(s) = session {
+                s.close().await;
+            }
+        });
+    }
+    readers.join_all().await;
+    let (mut lost, unverified) = results.lock().map(|r| r.clone()).unwrap_or_default();
+    lost.sort_unstable();
+    (lost, unverified)
 }
 
 /// `Some(true)` present, `Some(false)` absent, `None` could not tell (after 3 tries).
