@@ -33,6 +33,7 @@ pub enum Metric {
     RssGrowth,
     FdGrowth,
     ThreadGrowth,
+    ConnectionGrowth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +82,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -151,6 +152,7 @@ impl Criterion {
             "rss_growth" => Metric::RssGrowth,
             "fd_growth" => Metric::FdGrowth,
             "thread_growth" => Metric::ThreadGrowth,
+            "connection_growth" => Metric::ConnectionGrowth,
             other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
         };
         match (&metric, &selector) {
@@ -169,7 +171,8 @@ impl Criterion {
                 | Metric::LostWrites
                 | Metric::RssGrowth
                 | Metric::FdGrowth
-                | Metric::ThreadGrowth,
+                | Metric::ThreadGrowth
+                | Metric::ConnectionGrowth,
                 Some(_),
             ) => {
                 return Err(format!("`{t}`: `{name}` takes no selector"));
@@ -233,6 +236,7 @@ impl Criterion {
             Metric::RssGrowth => r.leaks.as_ref().map(|l| l.rss_mb_per_h),
             Metric::FdGrowth => r.leaks.as_ref().map(|l| l.open_files_per_h),
             Metric::ThreadGrowth => r.leaks.as_ref().map(|l| l.threads_per_h),
+            Metric::ConnectionGrowth => r.leaks.as_ref().map(|l| l.connections_per_h),
             Metric::Latency(stat) => ops(&self.selector)
                 .filter(|f| f.latency.count > 0)
                 .map(|f| {
@@ -327,7 +331,7 @@ fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
                 "unknown unit `{other}` for rss_growth; use KB/h, MB/h or GB/h"
             )),
         },
-        Metric::FdGrowth | Metric::ThreadGrowth => match unit {
+        Metric::FdGrowth | Metric::ThreadGrowth | Metric::ConnectionGrowth => match unit {
             "" | "/h" => Ok(n),
             other => Err(format!(
                 "unknown unit `{other}`; growth is counted per hour, like `fd_growth < 100/h`"

@@ -18,6 +18,9 @@ pub struct LeakReport {
     pub rss_mb_per_h: f64,
     pub open_files_per_h: f64,
     pub threads_per_h: f64,
+    /// Established TCP connections held by the server (its live HTTP clients) per hour.
+    #[serde(default)]
+    pub connections_per_h: f64,
 }
 
 /// Slope of y over x by least squares; `None` with fewer than two distinct x.
@@ -55,6 +58,7 @@ pub fn fit(series: &[SecondPoint], load_end_s: f64) -> Option<LeakReport> {
         rss_mb_per_h: per_hour(&|p| p.target_rss_mb),
         open_files_per_h: per_hour(&|p| p.target_open_files.map(|x| x as f64)),
         threads_per_h: per_hour(&|p| p.target_threads.map(|x| x as f64)),
+        connections_per_h: per_hour(&|p| p.target_connections.map(|x| x as f64)),
     })
 }
 

@@ -219,6 +219,17 @@ fn a_leaking_server_is_flagged_and_the_reference_server_is_not() {
             .any(|p| p["target_open_files"].as_u64().unwrap_or(0) > 3
                 && p["target_threads"].as_u64().unwrap_or(0) >= 1)
     );
+    // 4 VUs with a connection each (and the probe's): the server holds them as established.
+    let held = series
+        .iter()
+        .map(|p| p["target_connections"].as_u64().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (4..=10).contains(&held),
+        "live connections seen from /proc: {held}"
+    );
+    assert!(reference.report()["leaks"]["connections_per_h"].is_number());
 }
 
 #[test]

@@ -217,6 +217,7 @@ impl Recorder {
             target_cpu_pct: target.and_then(|x| x.cpu_pct),
             target_threads: target.map(|x| x.threads),
             target_open_files: target.map(|x| x.open_files),
+            target_connections: target.map(|x| x.connections),
         };
         if g.series.len() >= MAX_SERIES_POINTS {
             // Halve the resolution of what we have rather than grow without bound.

@@ -23,6 +23,8 @@ pub struct Sample {
     pub cpu_pct: Option<f64>,
     pub threads: u64,
     pub open_files: u64,
+    /// Established TCP connections held by the tree: for an HTTP server, its live clients.
+    pub connections: u64,
 }
 
 /// Samples a process and all its descendants (the server's whole tree): summed RSS,
@@ -68,6 +70,25 @@ fn tree(root: u32) -> Vec<u32> {
     found
 }
 
+/// How many of these socket inodes are established TCP connections (/proc/net/tcp{,6}).
+fn established(inodes: &std::collections::HashSet<String>) -> u64 {
+    if inodes.is_empty() {
+        return 0;
+    }
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // Columns: sl local rem st ... inode (the 10th); state 01 is ESTABLISHED.
+            if f.get(3) == Some(&"01") && f.get(9).is_some_and(|i| inodes.contains(*i)) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 impl ProcSampler {
     pub fn new(pid: u32) -> Self {
         // SAFETY: sysconf only reads a configuration value.
@@ -88,16 +109,30 @@ impl ProcSampler {
     pub fn sample(&mut self) -> Option<Sample> {
         read_proc(self.pid)?;
         let (mut rss, mut ticks, mut threads, mut open_files) = (0, 0, 0, 0);
+        let mut sockets = std::collections::HashSet::new();
         for pid in tree(self.pid) {
             if let Some((_, r, t, th)) = read_proc(pid) {
                 rss += r;
                 ticks += t;
                 threads += th;
-                open_files += std::fs::read_dir(format!("/proc/{pid}/fd"))
-                    .map(|d| d.count() as u64)
-                    .unwrap_or(0);
+                for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    open_files += 1;
+                    if let Ok(link) = std::fs::read_link(fd.path())
+                        && let Some(inode) = link
+                            .to_str()
+                            .and_then(|l| l.strip_prefix("socket:["))
+                            .and_then(|l| l.strip_suffix(']'))
+                    {
+                        sockets.insert(inode.to_string());
+                    }
+                }
             }
         }
+        let connections = established(&sockets);
         let now = Instant::now();
         let cpu_pct = self.last.map(|(t, prev)| {
             let wall = now
@@ -112,6 +147,7 @@ impl ProcSampler {
             cpu_pct,
             threads,
             open_files,
+            connections,
         })
     }
 }

@@ -148,6 +148,9 @@ pub struct SecondPoint {
     pub target_threads: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_open_files: Option<u64>,
+    /// Established TCP connections of the server's tree (an HTTP server's live clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_connections: Option<u64>,
 }
 
 /// Correctness checks of the run.
