@@ -55,11 +55,16 @@ pub fn compute(
         });
         let until = recovered
             .unwrap_or(window_end.min(series.last().map(|p| p.t as f64).unwrap_or(f.at_s)));
-        let failed_calls = series
-            .iter()
-            .filter(|p| p.t as f64 > f.at_s && p.t as f64 <= until.ceil())
-            .map(|p| p.failed)
-            .sum();
+        // A fault nobody noticed failed no call; counting its window would borrow the next
+        // fault's failures (they land in the same second's point).
+        let failed_calls = match detected {
+            None => 0,
+            Some(_) => series
+                .iter()
+                .filter(|p| p.t as f64 > f.at_s && p.t as f64 <= until.ceil().min(window_end))
+                .map(|p| p.failed)
+                .sum(),
+        };
         let ms = |t: Option<f64>| t.map(|t| ((t - f.at_s) * 1000.0).max(0.0));
         out.push(RecoveryRecord {
             fault_id: f.id,
