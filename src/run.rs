@@ -620,6 +620,9 @@ fn build_report(
     report
 }
 
+/// The longest a ledger checkpoint may read for.
+const CHECKPOINT_LIMIT: Duration = Duration::from_secs(15);
+
 struct Checkpointing {
     ledger: Arc<Ledger>,
     spec: crate::check::ledger::LedgerSpec,
@@ -656,9 +659,13 @@ async fn ledger_checkpoints(c: Checkpointing, cancel: CancellationToken) {
                 continue;
             }
             let at_s = c.started.elapsed().as_secs_f64();
-            let checkpoint = tokio::select! {
-                cp = c.ledger.checkpoint(&c.spec, &c.connector, c.timeout, r.fault_id, at_s) => cp,
-                _ = cancel.cancelled() => return,
+            // Not cancelled with the run: a read-back that started finishes (bounded), or
+            // the end of the run would throw away exactly the checkpoint near the end.
+            let read =
+                c.ledger
+                    .checkpoint(&c.spec, &c.connector, c.timeout, (r.fault_id, r.at_s), at_s);
+            let Ok(checkpoint) = tokio::time::timeout(CHECKPOINT_LIMIT, read).await else {
+                continue;
             };
             if let Ok(mut out) = c.out.lock() {
                 out.push(checkpoint);

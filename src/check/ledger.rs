@@ -40,6 +40,8 @@ pub struct LedgerSpec {
 #[derive(Default)]
 struct Book {
     acknowledged: Vec<u64>,
+    /// When each acknowledged write was answered (seconds into the run), in the same order.
+    acknowledged_at: Vec<f32>,
     failed: u64,
     indeterminate: Vec<u64>,
     untracked: u64,
@@ -69,7 +71,7 @@ pub struct LedgerReport {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-/// Everything acknowledged so far, read back once service was back after a fault.
+/// The writes acknowledged before a fault, read back once service was back after it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     pub fault_id: u32,
@@ -101,29 +103,40 @@ fn settle(outcome: &Result<(), CallError>) -> Option<bool> {
 }
 
 impl Ledger {
-    pub fn record(&self, id: u64, outcome: &Result<(), CallError>) {
+    /// Book write `id`, answered `at_s` seconds into the run.
+    pub fn record(&self, id: u64, at_s: f64, outcome: &Result<(), CallError>) {
         let Ok(mut b) = self.book.lock() else { return };
         match settle(outcome) {
-            Some(true) if b.acknowledged.len() < MAX_TRACKED => b.acknowledged.push(id),
+            Some(true) if b.acknowledged.len() < MAX_TRACKED => {
+                b.acknowledged.push(id);
+                b.acknowledged_at.push(at_s as f32);
+            }
             Some(false) => b.failed += 1,
             None if b.indeterminate.len() < MAX_TRACKED => b.indeterminate.push(id),
             _ => b.untracked += 1,
         }
     }
 
-    /// Read back every id acknowledged so far (a checkpoint after a recovery).
+    /// After a recovery, read back every id acknowledged before the fault: those are the
+    /// writes the fault could have lost.
     pub async fn checkpoint(
         &self,
         spec: &LedgerSpec,
         connector: &Connector,
         timeout: Duration,
-        fault_id: u32,
+        fault: (u32, f64),
         at_s: f64,
     ) -> Checkpoint {
+        let (fault_id, fault_at) = fault;
         let ids = self
             .book
             .lock()
-            .map(|b| b.acknowledged.clone())
+            .map(|b| {
+                let before = b
+                    .acknowledged_at
+                    .partition_point(|t| (*t as f64) < fault_at);
+                b.acknowledged[..before].to_vec()
+            })
             .unwrap_or_default();
         let (lost, unverified) = read_all(&ids, spec, connector, timeout).await;
         Checkpoint {

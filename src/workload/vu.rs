@@ -117,7 +117,7 @@ impl Vu {
         if entry.ledger
             && let Some(ledger) = &sh.ledger
         {
-            ledger.record(seq, &outcome);
+            ledger.record(seq, sh.recorder.started().elapsed().as_secs_f64(), &outcome);
         }
         self.ops_on_session += 1;
         let broken = matches!(&outcome, Err(e) if !session.survives(e));
