@@ -278,17 +278,19 @@ mod tests {
     #[test]
     fn outcomes_are_booked_by_what_they_prove() {
         let l = Ledger::default();
-        l.record(1, &Ok(()));
-        l.record(2, &Err(CallError::ToolError { text: "no".into() }));
+        l.record(1, 0.1, &Ok(()));
+        l.record(2, 0.2, &Err(CallError::ToolError { text: "no".into() }));
         l.record(
             3,
+            0.3,
             &Err(CallError::Timeout {
                 after: Duration::from_secs(1),
             }),
         );
-        l.record(4, &Err(CallError::ConnectRefused { addr: "x".into() }));
+        l.record(4, 0.4, &Err(CallError::ConnectRefused { addr: "x".into() }));
         l.record(
             5,
+            0.5,
             &Err(CallError::Connection {
                 detail: "reset".into(),
             }),
