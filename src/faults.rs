@@ -80,21 +80,17 @@ impl FaultKind {
     }
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultSpec {
     #[serde(flatten)]
     pub kind: FaultKind,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub at: Duration,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub every: Option<Duration>,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub jitter: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub duration: Duration,
 }
 

@@ -56,14 +56,10 @@ pub struct RawRecovery {
 /// How detection and recovery are timed.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct RecoveryConfig {
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub probe_interval: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub probe_timeout: Duration,
-}
-
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
 impl Default for RecoveryConfig {

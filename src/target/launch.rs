@@ -35,10 +35,6 @@ pub enum RestartPolicy {
     Always,
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LaunchSpec {
     pub command: String,
@@ -46,12 +42,12 @@ pub struct LaunchSpec {
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
     pub ready: Readiness,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub ready_timeout: Duration,
     pub restart: RestartPolicy,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub backoff: Duration,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::workload::ser_duration")]
     pub backoff_max: Duration,
 }
 

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use template::{Ctx, Template};
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Durations in reports and resolved scenarios read like the scenario file: "1m 30s".
+pub(crate) fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
