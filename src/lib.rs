@@ -5,7 +5,6 @@
 //! the rest; `main.rs` only maps the outcome to an exit code, so tests run the whole tool
 //! in-process.
 
-pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod criteria;
