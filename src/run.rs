@@ -596,6 +596,7 @@ fn build_report(
         supervisor,
         checks: crate::report::Checks { ledger },
         security: vec![],
+        alerts: vec![],
         client,
         warnings,
         criteria: vec![],

@@ -211,6 +211,7 @@ impl Recorder {
             ok: s.ok,
             failed: s.failed,
             p50_ms: ms(s.hist.value_at_quantile(0.5)),
+            p95_ms: ms(s.hist.value_at_quantile(0.95)),
             p99_ms: ms(s.hist.value_at_quantile(0.99)),
             active_sessions: active,
             target_rss_mb: target.map(|x| x.rss_bytes as f64 / 1_048_576.0),

@@ -41,6 +41,9 @@ pub struct Report {
     pub checks: Checks,
     #[serde(default)]
     pub security: Vec<serde_json::Value>,
+    /// Alerts raised during the run by the scenario's rules (or the default rules).
+    #[serde(default)]
+    pub alerts: Vec<AlertRecord>,
     pub client: ClientReport,
     pub warnings: Vec<String>,
     pub criteria: Vec<CriterionResult>,
@@ -130,6 +133,21 @@ pub struct ErrorSample {
     pub message: String,
 }
 
+/// One alert: a rule whose condition held long enough, from `at_s` until `ended_at_s`
+/// (absent while it still held at the end of the run).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlertRecord {
+    /// The rule's name, such as `error_rate` or `p95`.
+    pub rule: String,
+    /// `warning` or `critical`.
+    pub severity: String,
+    pub at_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at_s: Option<f64>,
+    /// What was seen, in words with the figures: "error rate 4.2 % > 1 % for 5 s".
+    pub message: String,
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct SecondPoint {
@@ -138,6 +156,8 @@ pub struct SecondPoint {
     pub ok: u64,
     pub failed: u64,
     pub p50_ms: f64,
+    #[serde(default)]
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub active_sessions: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
