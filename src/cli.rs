@@ -49,6 +49,17 @@ pub enum Command {
         /// Seconds between progress lines.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         progress_interval: Duration,
+        /// Plain progress lines instead of the live dashboard (the default when stdout is
+        /// not a terminal, as in CI).
+        #[arg(long)]
+        no_tui: bool,
+        /// Serve Prometheus metrics on http://ADDR/metrics during the run, e.g. 127.0.0.1:9464.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
+        /// After the run, keep /metrics up until it is scraped once or this long has passed,
+        /// so the last scrape sees the final figures (e.g. 30s).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        metrics_linger: Duration,
         /// The binary that serves the embedded target (default: this one; env MCPSTORM_EXE).
         #[arg(long, hide = true)]
         server_exe: Option<PathBuf>,
@@ -180,6 +191,9 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             out,
             no_progress,
             progress_interval,
+            no_tui,
+            metrics_addr,
+            metrics_linger,
             server_exe,
         } => {
             let target = match target {
@@ -205,6 +219,11 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 out,
                 progress: !no_progress,
                 progress_interval,
+                tui: !no_tui
+                    && !no_progress
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                metrics_addr,
+                metrics_linger,
                 server_exe,
             };
             let report = crate::run::run(opts).await?;

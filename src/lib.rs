@@ -5,6 +5,7 @@
 //! the rest; `main.rs` only maps the outcome to an exit code, so tests run the whole tool
 //! in-process.
 
+pub mod alerts;
 pub mod check;
 pub mod cli;
 pub mod criteria;

@@ -4,10 +4,13 @@
 //! This is the only place that wires the parts together; each part stays ignorant of the
 //! others. Every task started here is cancelled and awaited before `run` returns.
 
+use crate::alerts::Alerts;
 use crate::check::ledger::{Ledger, LedgerReport};
 use crate::check::{diagnose, list_all};
 use crate::criteria::Criterion;
 use crate::error::Error;
+use crate::live::LiveState;
+use crate::live::tui::Dashboard;
 use crate::metrics::Recorder;
 use crate::metrics::process::{ProcSampler, self_usage};
 use crate::probe::ProbeLog;
@@ -45,6 +48,12 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub progress: bool,
     pub progress_interval: Duration,
+    /// Show the terminal dashboard instead of progress lines (stdout is a terminal).
+    pub tui: bool,
+    /// Serve Prometheus `/metrics` here during the run.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// After the run, keep `/metrics` up until scraped once or this long.
+    pub metrics_linger: Duration,
     pub server_exe: Option<PathBuf>,
 }
 
@@ -173,13 +182,43 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let total = plan.workload.executor.total_duration();
     let background = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(ticker(
-        recorder.clone(),
-        supervisor.clone(),
-        background.clone(),
-    ));
     let timeline = Arc::new(std::sync::Mutex::new(Vec::new()));
     let probe_log = Arc::new(ProbeLog::default());
+    let alerts = Arc::new(Alerts::new(plan.alerts.rules.clone()));
+    let live = Arc::new(LiveState {
+        name: plan.name.clone(),
+        target: describe.clone(),
+        total,
+        recorder: recorder.clone(),
+        timeline: timeline.clone(),
+        probe_log: probe_log.clone(),
+        alerts: alerts.clone(),
+        sessions_opened: {
+            let c = connector.clone();
+            Arc::new(move || c.sessions_opened())
+        },
+        finished: Default::default(),
+    });
+    let exporter = match opts.metrics_addr {
+        Some(addr) => Some(crate::live::prom::start(addr, live.clone()).await?),
+        None => None,
+    };
+    let dashboard = match opts.tui {
+        true => Dashboard::start(live.clone(), shared.stop.clone(), shared.abort.clone()),
+        false => None,
+    };
+    tasks.spawn(ticker(
+        Ticking {
+            recorder: recorder.clone(),
+            supervisor: supervisor.clone(),
+            alerts: alerts.clone(),
+            probe_log: probe_log.clone(),
+            rss_limit_mb: plan.alerts.rss_limit_mb,
+            print_alerts: dashboard.is_none() && opts.progress,
+            started,
+        },
+        background.clone(),
+    ));
     let checkpoints = Arc::new(std::sync::Mutex::new(Vec::new()));
     if !plan.faults.is_empty() {
         let schedule = crate::faults::occurrences(&plan.faults, total, &mut rand::rng());
@@ -211,6 +250,8 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
                 background.clone(),
             ));
         }
+    }
+    if !plan.faults.is_empty() || plan.alerts.needs_probe() {
         tasks.spawn(crate::probe::run(
             connector.clone(),
             plan.recovery.probe_interval,
@@ -220,7 +261,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             background.clone(),
         ));
     }
-    if opts.progress {
+    if opts.progress && dashboard.is_none() {
         eprintln!(
             "mcpstorm: {} against {} for {:?}; progress every {:?}",
             plan.name, describe, total, opts.progress_interval
@@ -327,11 +368,18 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         supervisor: supervised,
         ledger: ledger_report,
     };
-    let report = build_report(&plan, &recorder, &connector, &info, facts);
+    let mut report = build_report(&plan, &recorder, &connector, &info, facts);
+    report.alerts = alerts.records();
+    if let Some(d) = dashboard {
+        d.finish();
+    }
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     report.write_junit(&opts.out.join("junit.xml"))?;
     println!("{}", crate::report::summary::render(&report, Some(&path)));
+    if let Some(exporter) = exporter {
+        exporter.finish(opts.metrics_linger).await;
+    }
     Ok(report)
 }
 
@@ -675,13 +723,21 @@ async fn ledger_checkpoints(c: Checkpointing, cancel: CancellationToken) {
     }
 }
 
-/// Close a point of the per-second series every second, with the target's RSS and CPU
-/// when we know its pid.
-async fn ticker(
+/// What the once-a-second ticker needs.
+struct Ticking {
     recorder: Arc<Recorder>,
     supervisor: Option<Arc<Supervisor>>,
-    cancel: CancellationToken,
-) {
+    alerts: Arc<Alerts>,
+    probe_log: Arc<ProbeLog>,
+    rss_limit_mb: Option<f64>,
+    /// Print raised alerts to stderr (plain progress mode).
+    print_alerts: bool,
+    started: Instant,
+}
+
+/// Close a point of the per-second series every second, with the target's RSS and CPU
+/// when we know its pid, and feed it to the alert rules.
+async fn ticker(t: Ticking, cancel: CancellationToken) {
     let mut sampler: Option<ProcSampler> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -691,12 +747,28 @@ async fn ticker(
             _ = cancel.cancelled() => return,
         }
         // The server's pid changes when it is restarted: follow it.
-        let pid = supervisor.as_ref().and_then(|s| s.pid());
+        let pid = t.supervisor.as_ref().and_then(|s| s.pid());
         if sampler.as_ref().map(ProcSampler::pid) != pid {
             sampler = pid.map(ProcSampler::new);
         }
         let sample = sampler.as_mut().and_then(ProcSampler::sample);
-        recorder.tick(sample);
+        t.recorder.tick(sample);
+        let point = t.recorder.last_point();
+        let observation = crate::alerts::Observation {
+            point: point.as_ref(),
+            probe_ok: t.probe_log.changes().last().map(|(_, ok)| *ok),
+            rss_limit_mb: t
+                .rss_limit_mb
+                .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),
+        };
+        let raised = t
+            .alerts
+            .observe(t.started.elapsed().as_secs_f64(), observation);
+        if t.print_alerts {
+            for a in raised {
+                eprintln!("ALERT [{}] {}: {}", a.severity, a.rule, a.message);
+            }
+        }
     }
 }
 

@@ -316,6 +316,54 @@ impl Recorder {
     pub fn series(&self) -> Vec<SecondPoint> {
         self.lock().series.clone()
     }
+
+    /// The last closed second.
+    pub fn last_point(&self) -> Option<SecondPoint> {
+        self.lock().series.last().cloned()
+    }
+
+    /// Counts and latency buckets per (method, tool), for an exporter: `buckets[i]` counts
+    /// successful calls with latency in (bounds[i-1], bounds[i]] seconds, and one more entry
+    /// counts those above the last bound.
+    pub fn op_snapshot(&self, bounds_s: &[f64]) -> Vec<OpSnapshot> {
+        let g = self.lock();
+        g.ops
+            .iter()
+            .map(|(key, s)| {
+                let mut buckets = vec![0u64; bounds_s.len() + 1];
+                let mut sum_s = 0.0;
+                for v in s.hist.iter_recorded() {
+                    let secs = s.hist.highest_equivalent(v.value_iterated_to()) as f64 / 1e6;
+                    let n = v.count_at_value();
+                    sum_s += secs * n as f64;
+                    let i = bounds_s.partition_point(|b| *b < secs);
+                    buckets[i] += n;
+                }
+                OpSnapshot {
+                    method: key.method,
+                    tool: key.tool.clone(),
+                    calls: s.calls,
+                    ok: s.ok,
+                    failed: s.failed,
+                    sum_s,
+                    buckets,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One operation's figures at a moment, for the Prometheus exporter.
+#[derive(Debug, Clone)]
+pub struct OpSnapshot {
+    pub method: &'static str,
+    pub tool: Option<String>,
+    pub calls: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Sum of successful calls' latencies (HDR resolution: 3 significant digits).
+    pub sum_s: f64,
+    pub buckets: Vec<u64>,
 }
 
 fn ms(us: u64) -> f64 {

@@ -35,6 +35,7 @@ pub struct RawScenario {
     pub recovery: Option<chaos::RawRecovery>,
     pub ledger: Option<chaos::RawLedger>,
     pub proxies: Option<Vec<chaos::RawProxy>>,
+    pub alerts: Option<crate::alerts::RawAlerts>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -112,6 +113,8 @@ pub struct Plan {
     pub proxies: Vec<(String, std::net::SocketAddr)>,
     /// Writes to track and read back after the run.
     pub ledger: Option<crate::check::ledger::LedgerSpec>,
+    /// Alert rules watched each second (the defaults unless the scenario says otherwise).
+    pub alerts: crate::alerts::AlertConfig,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -295,6 +298,7 @@ fn validate(
     if faults.iter().any(|f| f.kind.needs_supervisor()) && !supervised {
         p.push("`faults` of kind kill, term, stop or restart need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
     }
+    let alerts = crate::alerts::AlertConfig::from_raw(raw.alerts.as_ref(), &mut p);
     let mut criteria = Vec::new();
     for (i, c) in raw.criteria.unwrap_or_default().iter().enumerate() {
         match Criterion::parse(c) {
@@ -317,6 +321,7 @@ fn validate(
                 "launch": launch,
                 "faults": faults,
                 "recovery": recovery,
+                "alerts": alerts,
                 "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
             Ok(Plan {
@@ -333,6 +338,7 @@ fn validate(
                 ledger,
                 target_proxy,
                 proxies,
+                alerts,
                 resolved,
             })
         }

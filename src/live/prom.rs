@@ -1,0 +1,370 @@
+//! The Prometheus exporter (`run --metrics-addr`): `/metrics` in the OpenMetrics text format,
+//! read at scrape time from the same recorder, fault timeline and alert engine the report is
+//! built from, so a scrape after the run agrees with `report.json` figure for figure.
+//!
+//! Names follow Prometheus conventions (`_total` counters, `_seconds` and `_bytes` units):
+//! - `mcpstorm_calls_total{method,tool,outcome}`, `mcpstorm_errors_total{kind,family}`,
+//!   `mcpstorm_call_duration_seconds{method,tool}` (histogram of successful calls),
+//! - `mcpstorm_active_sessions`, `mcpstorm_sessions_opened_total`, `mcpstorm_sessions_lost_total`,
+//!   `mcpstorm_dropped_iterations_total`,
+//! - `mcpstorm_faults_total{kind}`, `mcpstorm_faults_active`, `mcpstorm_fault_detection_seconds`
+//!   and `mcpstorm_fault_recovery_seconds{fault_id,fault}`, `mcpstorm_faults_unrecovered`,
+//! - `mcpstorm_target_resident_memory_bytes`, `mcpstorm_target_cpu_percent`,
+//!   `mcpstorm_target_threads`, `mcpstorm_target_open_fds`, `mcpstorm_target_connections`,
+//! - `mcpstorm_alert_firing{rule,severity}`, `mcpstorm_run_elapsed_seconds`,
+//!   `mcpstorm_run_finished` (1 once the report is written: the figures are final).
+
+use super::LiveState;
+use crate::error::Error;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Latency bucket bounds, seconds: 0.5 ms to a minute.
+const BOUNDS_S: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+pub struct Exporter {
+    pub addr: SocketAddr,
+    state: Arc<LiveState>,
+    scraped_final: Arc<Notify>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Bind `addr` and serve `/metrics` until the exporter is dropped or `finish`ed.
+pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::Usage(format!(
+            "--metrics-addr {addr}: cannot listen there ({e}); give a free port such as 127.0.0.1:9464"
+        ))
+    })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let scraped_final = Arc::new(Notify::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let app = {
+        let state = state.clone();
+        let scraped_final = scraped_final.clone();
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let state = state.clone();
+                let scraped_final = scraped_final.clone();
+                async move {
+                    let finished = state.is_finished();
+                    let body = render(state);
+                    if finished {
+                        scraped_final.notify_one();
+                    }
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+    };
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    Ok(Exporter {
+        addr,
+        state,
+        scraped_final,
+        cancel,
+    })
+}
+
+impl Exporter {
+    /// The report is written: mark the figures final and keep serving until one scrape has
+    /// read them or `linger` has passed, then stop.
+    pub async fn finish(self, linger: Duration) {
+        self.state
+            .finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if !linger.is_zero() {
+            eprintln!(
+                "mcpstorm: final figures on http://{}/metrics for up to {:?} (until scraped once)",
+                self.addr, linger
+            );
+            let _ = tokio::time::timeout(linger, self.scraped_final.notified()).await;
+        }
+        self.cancel.cancel();
+    }
+}
+
+/// The whole exposition, as text.
+pub fn render(state: Arc<LiveState>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Figures(state)));
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+struct Figures(Arc<LiveState>);
+
+impl std::fmt::Debug for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Figures")
+    }
+}
+
+fn family<'a>(
+    encoder: &'a mut DescriptorEncoder,
+    name: &'a str,
+    help: &str,
+    kind: MetricType,
+) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    encoder.encode_descriptor(name, help, None, kind)
+}
+
+fn counter(m: &mut MetricEncoder, labels: &[(&str, &str)], v: u64) -> std::fmt::Result {
+    m.encode_family(&labels)?
+        .encode_counter::<NoLabelSet, _, f64>(&v, None)
+}
+
+fn gauge(m: &mut MetricEncoder, labels: &[(&str, &str)], v: f64) -> std::fmt::Result {
+    m.encode_family(&labels)?.encode_gauge(&v)
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let ops = s.recorder.op_snapshot(BOUNDS_S);
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_calls",
+                "Calls finished, by MCP method, tool and outcome.",
+                MetricType::Counter,
+            )?;
+            for o in &ops {
+                let tool = o.tool.as_deref().unwrap_or("");
+                let base = [("method", o.method), ("tool", tool)];
+                counter(&mut m, &[base[0], base[1], ("outcome", "ok")], o.ok)?;
+                counter(&mut m, &[base[0], base[1], ("outcome", "error")], o.failed)?;
+            }
+        }
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_call_duration_seconds",
+                "Latency of successful calls (from the intended start in the open model).",
+                MetricType::Histogram,
+            )?;
+            for o in &ops {
+                let tool = o.tool.as_deref().unwrap_or("");
+                let labels = [("method", o.method), ("tool", tool)];
+                let buckets: Vec<(f64, u64)> = BOUNDS_S
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(o.buckets.iter().copied())
+                    .collect();
+                m.encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(o.sum_s, o.ok, &buckets, None)?;
+            }
+        }
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_errors",
+                "Failed calls by error kind (the report's error taxonomy).",
+                MetricType::Counter,
+            )?;
+            for err in s.recorder.errors() {
+                counter(
+                    &mut m,
+                    &[("kind", &err.kind), ("family", &err.family)],
+                    err.count,
+                )?;
+            }
+        }
+        let plain_counters = [
+            (
+                "mcpstorm_sessions_opened",
+                "MCP sessions opened (initialize answered).",
+                (s.sessions_opened)(),
+            ),
+            (
+                "mcpstorm_sessions_lost",
+                "Sessions the server forgot (HTTP 404 on a session id).",
+                s.recorder.sessions_lost(),
+            ),
+            (
+                "mcpstorm_dropped_iterations",
+                "Open-model iterations not started because max_in_flight was reached.",
+                s.recorder.dropped_iterations(),
+            ),
+        ];
+        for (name, help, v) in plain_counters {
+            let mut m = family(&mut e, name, help, MetricType::Counter)?;
+            m.encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+        }
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_active_sessions",
+                "Sessions open now.",
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&s.recorder.active_sessions())?;
+        }
+
+        let faults = s.faults();
+        let now = s.elapsed().as_secs_f64();
+        {
+            let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+            for f in faults.iter().filter(|f| f.applied) {
+                *kinds.entry(f.kind.as_str()).or_default() += 1;
+            }
+            let mut m = family(
+                &mut e,
+                "mcpstorm_faults",
+                "Faults injected, by kind.",
+                MetricType::Counter,
+            )?;
+            for (kind, n) in kinds {
+                counter(&mut m, &[("kind", kind)], n)?;
+            }
+        }
+        {
+            let active = faults
+                .iter()
+                .filter(|f| f.applied && f.at_s <= now && now < f.ended_at_s)
+                .count();
+            let mut m = family(
+                &mut e,
+                "mcpstorm_faults_active",
+                "Faults in effect now.",
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(active as u64))?;
+        }
+        let recoveries = s.recoveries();
+        for (name, help, pick) in [
+            (
+                "mcpstorm_fault_detection_seconds",
+                "Fault to first failure seen, per fault.",
+                (|r: &crate::report::RecoveryRecord| r.detected_after_ms)
+                    as fn(&crate::report::RecoveryRecord) -> Option<f64>,
+            ),
+            (
+                "mcpstorm_fault_recovery_seconds",
+                "Fault to first success after the failure, per fault.",
+                |r| r.recovered_after_ms,
+            ),
+        ] {
+            let mut m = family(&mut e, name, help, MetricType::Gauge)?;
+            for r in &recoveries {
+                if let Some(ms) = pick(r) {
+                    let id = r.fault_id.to_string();
+                    gauge(
+                        &mut m,
+                        &[("fault_id", &id), ("fault", &r.fault)],
+                        ms / 1000.0,
+                    )?;
+                }
+            }
+        }
+        {
+            let unrecovered = recoveries
+                .iter()
+                .filter(|r| r.detected_after_ms.is_some() && r.recovered_after_ms.is_none())
+                .count();
+            let mut m = family(
+                &mut e,
+                "mcpstorm_faults_unrecovered",
+                "Faults whose failure was seen and has not recovered yet.",
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(unrecovered as u64))?;
+        }
+
+        if let Some(p) = s.recorder.last_point() {
+            let target = [
+                (
+                    "mcpstorm_target_resident_memory_bytes",
+                    "RSS of the supervised server's process tree.",
+                    p.target_rss_mb.map(|mb| (mb * 1_048_576.0).round()),
+                ),
+                (
+                    "mcpstorm_target_cpu_percent",
+                    "CPU of the server's tree over the last second (100 = one core).",
+                    p.target_cpu_pct,
+                ),
+                (
+                    "mcpstorm_target_threads",
+                    "Threads of the server's tree.",
+                    p.target_threads.map(|x| x as f64),
+                ),
+                (
+                    "mcpstorm_target_open_fds",
+                    "Open file descriptors of the server's tree.",
+                    p.target_open_files.map(|x| x as f64),
+                ),
+                (
+                    "mcpstorm_target_connections",
+                    "Established TCP connections of the server's tree.",
+                    p.target_connections.map(|x| x as f64),
+                ),
+            ];
+            for (name, help, v) in target {
+                if let Some(v) = v {
+                    let mut m = family(&mut e, name, help, MetricType::Gauge)?;
+                    m.encode_gauge(&v)?;
+                }
+            }
+        }
+        {
+            let firing = s.alerts.firing();
+            let mut m = family(
+                &mut e,
+                "mcpstorm_alert_firing",
+                "1 while the alert rule's condition holds.",
+                MetricType::Gauge,
+            )?;
+            for rule in s.alerts.rules() {
+                let on = firing.iter().any(|a| a.rule == rule.name);
+                gauge(
+                    &mut m,
+                    &[("rule", &rule.name), ("severity", rule.severity.as_str())],
+                    if on { 1.0 } else { 0.0 },
+                )?;
+            }
+        }
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_run_elapsed_seconds",
+                "Seconds since the load started.",
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&now)?;
+        }
+        {
+            let mut m = family(
+                &mut e,
+                "mcpstorm_run_finished",
+                "1 once the report is written and these figures are final.",
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(s.is_finished() as u64))?;
+        }
+        Ok(())
+    }
+}
