@@ -266,6 +266,13 @@ const TRACE_MARKS: &[(&str, &str)] = &[
     ("-----BEGIN", "a PEM key"),
 ];
 
+/// Traces usually arrive inside a JSON string: look at them unescaped.
+fn unescape(body: &str) -> String {
+    body.replace("\\\"", "\"")
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+}
+
 fn error_leak(ctx: &Ctx) -> Finding {
     let id = "hygiene.error_leak";
     let seen = ctx.seen();
@@ -293,16 +300,17 @@ fn error_leak(ctx: &Ctx) -> Finding {
             )
             .advice("never echo configuration or secrets into responses; rotate the secret");
         }
-        if let Some((mark, what)) = TRACE_MARKS.iter().find(|(m, _)| s.body.contains(m)) {
-            let at = s.body.find(mark).unwrap_or(0);
-            let from = s.body[..at]
+        let body = unescape(&s.body);
+        if let Some((mark, what)) = TRACE_MARKS.iter().find(|(m, _)| body.contains(m)) {
+            let at = body.find(mark).unwrap_or(0);
+            let from = body[..at]
                 .char_indices()
                 .rev()
                 .nth(80)
                 .map(|(i, _)| i)
                 .unwrap_or(0);
             return Finding::fail(id, Severity::Medium, format!("an error body carries {what} (seen answering {})", s.probe))
-                .evidence(s.request.clone(), excerpt(&s.body[from..], 300))
+                .evidence(s.request.clone(), excerpt(&body[from..], 300))
                 .advice("answer errors with a short message and a code; log the details (stack, paths) on the server side only");
         }
     }
@@ -324,5 +332,9 @@ mod tests {
         let clean =
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown tool: x"}}"#;
         assert!(!TRACE_MARKS.iter().any(|(m, _)| clean.contains(m)));
+        let escaped =
+            r#"{"error":{"message":"x\n  File \"/usr/lib/python3.11/threading.py\", line 1002"}}"#;
+        let unescaped = unescape(escaped);
+        assert!(unescaped.contains(".py\", line "), "{unescaped}");
     }
 }

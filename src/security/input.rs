@@ -294,7 +294,9 @@ async fn flood_http(ctx: &Ctx, s: Option<&HttpSession>) -> Finding {
     let started = Instant::now();
     let results: Vec<Result<RawResponse, CallError>> = stream::iter(0..n)
         .map(|i| {
-            let req = ctx.post(&headers, bodies[i % 2].clone(), &[]);
+            let mut req = ctx.post(&headers, bodies[i % 2].clone(), &[]);
+            // A 429 is a clean answer to a flood; retrying would only stretch it.
+            req.retry_throttled = false;
             ctx.send_unpaced(id, req)
         })
         .buffer_unordered(16)
@@ -399,18 +401,24 @@ async fn oversized_http(ctx: &Ctx, s: Option<&HttpSession>) -> Vec<Finding> {
             )
             .advice(limit_advice),
         ),
+        // A server that answers 413 at once and closes races our upload: the reset can
+        // reach us before its answer. If it is alive afterwards (checked below), it refused.
         Err(CallError::Connection { .. }) => (
             Finding::pass(
                 "input.oversized_body",
                 Severity::High,
-                format!("{shown}: the server closed the connection (refused)"),
+                format!(
+                    "{shown}: the server closed the connection before the whole body was sent (refused)"
+                ),
             ),
-            Finding::fail(
+            Finding::pass(
                 "input.body_limit",
-                Severity::Low,
-                "closed the connection instead of answering 413",
-            )
-            .advice(limit_advice),
+                Severity::Medium,
+                format!(
+                    "a body limit below {}: the connection was closed early",
+                    human(size)
+                ),
+            ),
         ),
         _ => {
             let f = judge("input.oversized_body", &shown, Expect::Clean, &r, advice);
@@ -535,7 +543,21 @@ async fn stdio_case(
             .evidence(request, String::new());
         }
     };
-    let sent = p.send_raw(body).await;
+    // A server that stops reading leaves our write blocked on a full pipe: bound it.
+    let sent = match tokio::time::timeout(health, p.send_raw(body)).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout { after: health }),
+    };
+    if let Err(CallError::Timeout { after }) = &sent {
+        p.close().await;
+        return Finding::fail(
+            id,
+            Severity::Critical,
+            format!("{what}: the server did not take the input within {after:?}: it reads too slowly or stopped reading"),
+        )
+        .evidence(request, format!("{} bytes not taken within {after:?}", body.len()))
+        .advice(advice);
+    }
     let first = match &sent {
         Ok(()) => {
             p.next_line(Duration::from_millis(300).min(ctx.cfg.timeout))

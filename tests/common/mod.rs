@@ -252,3 +252,22 @@ pub fn redis_server() -> Proc {
     .current_dir(dir);
     spawn_http(cmd, port, "redis-server")
 }
+
+/// Like `run_args`, with extra environment variables for the mcpstorm process.
+pub fn run_args_env(args: &[&str], env: &[(&str, &str)], dir: tempfile::TempDir) -> RunResult {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--out")
+        .arg(dir.path())
+        .env("MCPSTORM_EXE", BIN)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcpstorm");
+    finish(out, dir)
+}
+
+/// Start a command that serves HTTP on `port`; ended by pid when the guard drops.
+pub fn spawn_http_server(cmd: Command, port: u16, what: &str) -> Proc {
+    spawn_http(cmd, port, what)
+}
