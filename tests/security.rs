@@ -41,7 +41,7 @@ fn probe(target: &str, args: &[&str]) -> RunResult {
     )
 }
 
-fn keyed<'a>(only: &'a str) -> Vec<&'a str> {
+fn keyed(only: &str) -> Vec<&str> {
     vec!["--auth-hs256-secret-env", SECRET_VAR, "--only", only]
 }
 
