@@ -594,3 +594,94 @@ fn the_default_reference_server_is_probed_over_http_and_stdio() {
     assert_completes(&r, "mcpstorm-reference");
     assert_eq!(failures(&r), Vec::<String>::new(), "{}", r.describe());
 }
+
+// ---- [security] in a scenario ------------------------------------------------------------
+
+fn scenario_with_security(url: &str, security: &str) -> String {
+    format!(
+        "name = \"sec\"\nduration = \"2s\"\n[target]\nurl = {url:?}\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = {{ message = \"hi {{{{seq}}}}\" }}\n{security}"
+    )
+}
+
+#[test]
+fn a_scenario_runs_the_probes_after_the_load_and_they_decide_the_verdict() {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("hostile_server.py"))
+        .arg("http")
+        .arg(port.to_string())
+        .env("FLAWS", "traces");
+    let server = spawn_http_server(cmd, port, "hostile_server.py");
+    let toml = scenario_with_security(
+        &server.url(),
+        "[security]\nonly = [\"input\", \"hygiene\"]\n[security.input]\nmax_body = \"2MB\"\n",
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    let rep = r.report();
+    assert!(r.total("ok") > 10.0, "the load ran: {}", r.describe());
+    assert_eq!(rep["scenario"]["security"]["when"], "after");
+    let names: Vec<&str> = rep["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["success_rate", "security.failures"],
+        "{}",
+        r.describe()
+    );
+    assert_fails(&r, "hygiene.error_leak", "medium");
+    assert_eq!(rep["verdict"], "FAIL");
+    assert!(
+        r.stdout.contains("hygiene.error_leak"),
+        "the summary shows findings: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_scenario_with_security_criteria_by_severity_passes_on_a_medium_finding() {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("hostile_server.py"))
+        .arg("http")
+        .arg(port.to_string())
+        .env("FLAWS", "cors_star");
+    let server = spawn_http_server(cmd, port, "hostile_server.py");
+    let toml = scenario_with_security(
+        &server.url(),
+        "[security]\nwhen = \"before\"\nonly = [\"hygiene\"]\n",
+    )
+    .replace(
+        "duration = \"2s\"",
+        "duration = \"2s\"\ncriteria = [\"success_rate >= 0.9\", \"security.failures{severity=critical} == 0\"]",
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(finding(&r, "hygiene.cors")["outcome"], "fail");
+    assert_eq!(r.report()["scenario"]["security"]["when"], "before");
+}
+
+#[test]
+fn security_keys_are_validated_with_their_names() {
+    let toml = "duration = \"1s\"\ncriteria = [\"security.failures == 0\"]\n[target]\nurl = \"http://127.0.0.1:9/mcp\"\n";
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr.contains("criteria[0]") && r.stderr.contains("[security]"),
+        "{}",
+        r.stderr
+    );
+    let toml = "duration = \"1s\"\n[target]\nurl = \"http://127.0.0.1:9/mcp\"\n[security]\nwhen = \"during\"\n[security.rate_limit]\nscope = \"per_ip\"\n[security.input]\nmax_body = \"lots\"\n";
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    for key in [
+        "security.when",
+        "security.rate_limit.declared",
+        "security.input.max_body",
+    ] {
+        assert!(r.stderr.contains(key), "no {key}: {}", r.stderr);
+    }
+}

@@ -133,6 +133,15 @@ impl Finding {
         self.advice = advice.into();
         self
     }
+    /// The target could not be reached when the probes were to run (in a scenario).
+    pub fn unreachable(why: &str) -> Self {
+        Finding::fail(
+            "security.reachable",
+            Severity::Critical,
+            format!("the target could not be reached for the probes: {why}"),
+        )
+        .advice("the server went down during the run; look at its log and the run's errors")
+    }
     pub fn failed(&self) -> bool {
         self.outcome == Outcome::Fail
     }
