@@ -7,8 +7,14 @@
 //! `kv_get`), plus one resource (`mcpstorm://info`) and one prompt
 //! (`greeting`).
 //!
-//! Two transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
-//! and a single session over stdin/stdout.
+//! Two transports are offered: Streamable HTTP at `/mcp` (with `/health`, `/ready` and
+//! `/metrics` beside it), and a single session over stdin/stdout.
+//!
+//! Over HTTP it is also the example of a resilient server that mcpstorm's security and
+//! resilience probes must pass: bearer JWT auth, rate limits, bounded concurrency with a
+//! bounded queue, a body limit, per-tool circuit breakers, a memory guard, session binding,
+//! Origin checks, graceful shutdown and security events in the log, each one switchable
+//! (see `protect/` and `flags.rs`).
 //!
 //! What it must never do:
 //! - panic on anything a client sends: bad arguments become JSON-RPC errors or
@@ -19,9 +25,16 @@
 //!   which a parent process parses to learn the URL;
 //! - keep serving after `shutdown` is cancelled.
 
+mod drain;
+pub mod flags;
 mod handler;
 mod http;
 mod kv;
+pub mod log;
+mod metrics;
+mod ops;
+pub mod protect;
+mod session_ids;
 mod stdio;
 mod tools;
 
@@ -42,6 +55,8 @@ pub struct ServeOptions {
     pub redis: Option<String>,
     /// With Redis: when a write is acknowledged.
     pub ack: kv::Ack,
+    /// HTTP mode: which protections are on.
+    pub protections: protect::Protections,
 }
 
 pub use kv::Ack;
@@ -85,6 +100,12 @@ pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<()
     if opts.stdio {
         stdio::serve_stdio(kv, shutdown).await
     } else {
-        http::serve_http(SocketAddr::new(opts.host, opts.port), kv, shutdown).await
+        http::serve_http(
+            SocketAddr::new(opts.host, opts.port),
+            kv,
+            opts.protections,
+            shutdown,
+        )
+        .await
     }
 }
