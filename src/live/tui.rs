@@ -273,14 +273,7 @@ impl View {
         )
     }
 
-    fn chart(
-        &self,
-        f: &mut Frame,
-        area: Rect,
-        title: &str,
-        unit: &str,
-        lines: Vec<ChartLine>,
-    ) {
+    fn chart(&self, f: &mut Frame, area: Rect, title: &str, unit: &str, lines: Vec<ChartLine>) {
         let (x0, x1, _) = self.window();
         let top = lines
             .iter()
