@@ -204,12 +204,8 @@ impl Criterion {
             }
         };
         match self.metric {
-            Metric::SuccessRate => ops(&self.selector)
-                .filter(|f| f.calls > 0)
-                .map(|f| f.ok as f64 / f.calls as f64),
-            Metric::ErrorRate => ops(&self.selector)
-                .filter(|f| f.calls > 0)
-                .map(|f| f.failed as f64 / f.calls as f64),
+            Metric::SuccessRate => ops(&self.selector).and_then(|f| f.success_rate()),
+            Metric::ErrorRate => ops(&self.selector).and_then(|f| f.error_rate()),
             Metric::Calls => ops(&self.selector).map(|f| f.calls as f64),
             Metric::Ok => ops(&self.selector).map(|f| f.ok as f64),
             Metric::Failed => ops(&self.selector).map(|f| f.failed as f64),

@@ -637,20 +637,13 @@ fn build_report(
             calls,
             ok,
             failed,
-            success_rate: if calls == 0 {
-                0.0
-            } else {
-                ok as f64 / calls as f64
-            },
-            error_rate: if calls == 0 {
-                0.0
-            } else {
-                failed as f64 / calls as f64
-            },
+            success_rate: crate::report::fraction(ok, calls).unwrap_or(0.0),
+            error_rate: crate::report::fraction(failed, calls).unwrap_or(0.0),
             rps: calls as f64 / secs,
             dropped_iterations: dropped,
             abandoned_calls: abandoned,
             sessions_opened: connector.sessions_opened(),
+            monitor_sessions_opened: connector.monitor_sessions_opened(),
             sessions_lost: recorder.sessions_lost(),
         },
         latency_ms: LatencyReport {
@@ -764,6 +757,7 @@ struct Ticking {
 /// when we know its pid, and feed it to the alert rules.
 async fn ticker(t: Ticking, cancel: CancellationToken) {
     let mut sampler: Option<ProcSampler> = None;
+    let mut probe_seen = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -779,9 +773,12 @@ async fn ticker(t: Ticking, cancel: CancellationToken) {
         let sample = sampler.as_mut().and_then(ProcSampler::sample);
         t.recorder.tick(sample);
         let point = t.recorder.last_point();
+        let changes = t.probe_log.changes();
+        let probe = crate::alerts::ProbeWindow::of(&changes, probe_seen);
+        probe_seen = changes.len();
         let observation = crate::alerts::Observation {
             point: point.as_ref(),
-            probe_ok: t.probe_log.changes().last().map(|(_, ok)| *ok),
+            probe,
             rss_limit_mb: t
                 .rss_limit_mb
                 .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),
