@@ -132,17 +132,46 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
-    let mix = match &plan.mix {
-        Some(specs) => Mix::from_specs(specs),
+    let mut warnings = Vec::new();
+    let (mix, tools) = match &plan.mix {
+        Some(specs) => {
+            let mix = Mix::from_specs(specs);
+            // The tools' declared outputSchemas; a server that can't list them still gets
+            // its load test, with a warning.
+            let tools = match mix.calls_tools() && plan.workload.check_output_schema {
+                true => {
+                    match list_all(&mut first, "tools/list", "tools", plan.workload.timeout).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            warnings.push(format!(
+                                "tools/list failed ({e}); tools' outputSchemas are not validated"
+                            ));
+                            Vec::new()
+                        }
+                    }
+                }
+                false => Vec::new(),
+            };
+            (mix, tools)
+        }
         None => {
             let tools = list_all(&mut first, "tools/list", "tools", plan.workload.timeout)
                 .await
                 .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
-            Mix::discovered(&tools, &plan.workload)
-                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
+            let mix = Mix::discovered(&tools, &plan.workload)
+                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?;
+            (mix, tools)
         }
     };
     first.close().await;
+    let mix = match plan.workload.check_output_schema {
+        true => {
+            let (schemas, problems) = crate::check::answer::output_schemas(&tools);
+            warnings.extend(problems);
+            mix.with_output_schemas(&schemas)
+        }
+        false => mix,
+    };
     let mix = match &plan.ledger {
         Some(spec) => mix.with_ledger(spec),
         None => mix,
@@ -156,11 +185,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             .unwrap_or(0),
     ];
     let pool = RandomPool::new(max_random.into_iter().max().unwrap_or(0));
-    let mut warnings: Vec<String> = mix
-        .skipped
-        .iter()
-        .map(|s| format!("skipped tool {s}"))
-        .collect();
+    warnings.extend(mix.skipped.iter().map(|s| format!("skipped tool {s}")));
     let pings = plan.mix.as_deref().is_some_and(|m| {
         m.iter()
             .any(|o| matches!(o.kind, crate::workload::OpKind::Ping))
@@ -620,20 +645,13 @@ fn build_report(
             calls,
             ok,
             failed,
-            success_rate: if calls == 0 {
-                0.0
-            } else {
-                ok as f64 / calls as f64
-            },
-            error_rate: if calls == 0 {
-                0.0
-            } else {
-                failed as f64 / calls as f64
-            },
+            success_rate: crate::report::fraction(ok, calls).unwrap_or(0.0),
+            error_rate: crate::report::fraction(failed, calls).unwrap_or(0.0),
             rps: calls as f64 / secs,
             dropped_iterations: dropped,
             abandoned_calls: abandoned,
             sessions_opened: connector.sessions_opened(),
+            monitor_sessions_opened: connector.monitor_sessions_opened(),
             sessions_lost: recorder.sessions_lost(),
         },
         latency_ms: LatencyReport {
@@ -747,6 +765,7 @@ struct Ticking {
 /// when we know its pid, and feed it to the alert rules.
 async fn ticker(t: Ticking, cancel: CancellationToken) {
     let mut sampler: Option<ProcSampler> = None;
+    let mut probe_seen = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -762,9 +781,12 @@ async fn ticker(t: Ticking, cancel: CancellationToken) {
         let sample = sampler.as_mut().and_then(ProcSampler::sample);
         t.recorder.tick(sample);
         let point = t.recorder.last_point();
+        let changes = t.probe_log.changes();
+        let probe = crate::alerts::ProbeWindow::of(&changes, probe_seen);
+        probe_seen = changes.len();
         let observation = crate::alerts::Observation {
             point: point.as_ref(),
-            probe_ok: t.probe_log.changes().last().map(|(_, ok)| *ok),
+            probe,
             rss_limit_mb: t
                 .rss_limit_mb
                 .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),

@@ -127,10 +127,8 @@ fn the_reference_server_speaks_both_eras_over_http() {
 
 #[test]
 fn the_reference_server_speaks_the_stateless_era_over_stdio() {
-    let toml = format!(
-        "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\ntransport = \"embedded-stdio\"\nprotocol_version = \"2026-07-28\"\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = {{ message = \"hi\" }}\n[[mix]]\nop = \"ping\"\n"
-    );
-    let r = run_scenario(&toml, &["--no-progress"]);
+    let toml = "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\ntransport = \"embedded-stdio\"\nprotocol_version = \"2026-07-28\"\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = { message = \"hi\" }\n[[mix]]\nop = \"ping\"\n";
+    let r = run_scenario(toml, &["--no-progress"]);
     assert_all_ok(&r, 20.0);
     assert_eq!(r.report()["target"]["era"], "stateless");
     let warnings = r.report()["warnings"].to_string();

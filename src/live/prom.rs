@@ -36,6 +36,14 @@ pub struct Exporter {
     state: Arc<LiveState>,
     scraped_final: Arc<Notify>,
     cancel: tokio_util::sync::CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Exporter {
+    /// A run that ends on an error stops serving too.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 /// Bind `addr` and serve `/metrics` until the exporter is dropped or `finish`ed.
@@ -74,7 +82,7 @@ pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, 
         )
     };
     let stop = cancel.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
@@ -84,13 +92,14 @@ pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, 
         state,
         scraped_final,
         cancel,
+        server: Some(server),
     })
 }
 
 impl Exporter {
     /// The report is written: mark the figures final and keep serving until one scrape has
     /// read them or `linger` has passed, then stop.
-    pub async fn finish(self, linger: Duration) {
+    pub async fn finish(mut self, linger: Duration) {
         self.state
             .finished
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -102,6 +111,10 @@ impl Exporter {
             let _ = tokio::time::timeout(linger, self.scraped_final.notified()).await;
         }
         self.cancel.cancel();
+        if let Some(server) = self.server.take() {
+            // Graceful: a scrape being answered is finished; a stuck client is not waited for.
+            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        }
     }
 }
 

@@ -317,6 +317,12 @@ impl Recorder {
         self.lock().series.clone()
     }
 
+    /// The last `n` closed seconds.
+    pub fn series_tail(&self, n: usize) -> Vec<SecondPoint> {
+        let g = self.lock();
+        g.series[g.series.len().saturating_sub(n)..].to_vec()
+    }
+
     /// The last closed second.
     pub fn last_point(&self) -> Option<SecondPoint> {
         self.lock().series.last().cloned()

@@ -15,6 +15,12 @@ use std::path::Path;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// `part` out of `whole` as a fraction, `None` when there is no `whole`: the one definition
+/// of a rate that the report, the criteria, the alerts and the live views share.
+pub fn fraction(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -83,7 +89,12 @@ pub struct Totals {
     /// Calls cut off unanswered at the end of the run (after `graceful_stop`).
     #[serde(default)]
     pub abandoned_calls: u64,
+    /// Sessions of the workload, the preflight's included.
     pub sessions_opened: u64,
+    /// Sessions mcpstorm opened to watch the run (health probe, ledger read-backs); not in
+    /// `sessions_opened`.
+    #[serde(default)]
+    pub monitor_sessions_opened: u64,
     pub sessions_lost: u64,
 }
 
@@ -229,6 +240,28 @@ pub struct ClientReport {
     pub cpu_utilization: f64,
     pub cores: usize,
     pub max_rss_mb: f64,
+}
+
+impl OpFigures {
+    pub fn success_rate(&self) -> Option<f64> {
+        fraction(self.ok, self.calls)
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        fraction(self.failed, self.calls)
+    }
+}
+
+impl SecondPoint {
+    pub fn success_rate(&self) -> Option<f64> {
+        fraction(self.ok, self.calls)
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        fraction(self.failed, self.calls)
+    }
+    /// Latency is of successful calls: a second without one has none.
+    pub fn has_latency(&self) -> bool {
+        self.ok > 0
+    }
 }
 
 impl Report {

@@ -73,6 +73,8 @@ pub struct RawWorkload {
     pub graceful_stop: Option<String>,
     pub allow_destructive: Option<bool>,
     pub exclude_tools: Option<Vec<String>>,
+    /// Validate `structuredContent` against each tool's declared `outputSchema` (default true).
+    pub check_output_schema: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +94,10 @@ pub struct RawOp {
     pub uri: Option<String>,
     pub prompt: Option<String>,
     pub timeout: Option<String>,
+    /// An expression every answer must satisfy, such as `result == a + b`.
+    pub check: Option<String>,
+    /// A literal every answer must equal (as `result`, `structured` or `text`).
+    pub expect: Option<toml::Value>,
 }
 
 /// Everything a run needs, validated.
@@ -678,6 +684,7 @@ fn workload_from(
         graceful_stop,
         allow_destructive: w.allow_destructive.unwrap_or(false),
         exclude_tools: w.exclude_tools.unwrap_or_default(),
+        check_output_schema: w.check_output_schema.unwrap_or(true),
     })
 }
 
@@ -784,11 +791,58 @@ fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
             return None;
         }
     };
+    let check = answer_check(&o, i, p);
     Some(OpSpec {
         weight,
         kind,
         timeout,
+        check,
     })
+}
+
+/// `check` (an expression, parsed now) and `expect` (a literal) of one `[[mix]]` entry.
+fn answer_check(
+    o: &RawOp,
+    i: usize,
+    p: &mut Vec<String>,
+) -> Option<std::sync::Arc<crate::check::answer::AnswerCheck>> {
+    if o.check.is_none() && o.expect.is_none() {
+        return None;
+    }
+    if matches!(o.op.as_str(), "ping") {
+        p.push(format!(
+            "`mix[{i}].check`/`expect` do not apply to op \"ping\": its answer is always empty"
+        ));
+        return None;
+    }
+    let names: Vec<String> = match &o.arguments {
+        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let expr = match &o.check {
+        None => None,
+        Some(src) => match crate::check::expr::Expr::parse(src, &names) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                p.push(format!(
+                    "`mix[{i}].check` = \"{src}\": {e}\n      {src}\n      {}^",
+                    " ".repeat(e.column.saturating_sub(1))
+                ));
+                None
+            }
+        },
+    };
+    let expect = o
+        .expect
+        .as_ref()
+        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null));
+    if o.check.is_some() && expr.is_none() {
+        return None;
+    }
+    Some(std::sync::Arc::new(crate::check::answer::AnswerCheck {
+        expect,
+        expr,
+    }))
 }
 
 #[cfg(test)]
@@ -866,6 +920,57 @@ mod tests {
         let e = plan("[workload]\nvus = 1\ncriteria = [\"p95 < 1s\"]\n").unwrap_err();
         assert!(
             e.to_string().contains("must come before the first [table]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checks_parse_once_and_bad_ones_name_key_and_column() {
+        let p = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = "{{seq}}", b = 2 }
+            check = "result == a + b and not isError"
+            [[mix]]
+            op = "tools/call"
+            tool = "echo"
+            arguments = { message = "hi" }
+            expect = "hi"
+            "#,
+        )
+        .unwrap();
+        let mix = p.mix.unwrap();
+        assert!(mix[0].check.as_ref().unwrap().expr.is_some());
+        assert_eq!(
+            mix[1].check.as_ref().unwrap().expect,
+            Some(serde_json::json!("hi"))
+        );
+        let e = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = 1, b = 2 }
+            check = "result == a + c"
+            [[mix]]
+            op = "ping"
+            expect = 1
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`mix[0].check`")
+                && e.contains("column 15")
+                && e.contains("unknown name `c`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`mix[1].check`/`expect` do not apply to op \"ping\""),
             "{e}"
         );
     }

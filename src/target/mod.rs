@@ -296,6 +296,11 @@ pub struct Connector {
     handshake_timeout: Duration,
     stderr_log: Arc<StderrLog>,
     opened: AtomicU64,
+    /// Sessions mcpstorm opened for its own questions (the health probe, the ledger's
+    /// read-backs): counted apart so that watching a run does not change its figures.
+    monitor_opened: AtomicU64,
+    /// Numbers every session, of either kind, to tag a stdio server's stderr lines.
+    tags: AtomicU64,
 }
 
 impl Connector {
@@ -338,13 +343,28 @@ impl Connector {
             handshake_timeout,
             stderr_log,
             opened: AtomicU64::new(0),
+            monitor_opened: AtomicU64::new(0),
+            tags: AtomicU64::new(0),
         })
+    }
+
+    /// Open a session of the workload (or the preflight): transport and handshake.
+    pub async fn open(&self) -> Result<Session, CallError> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.open_session().await
+    }
+
+    /// Open a session for mcpstorm's own monitoring (probe, ledger read-back); it is not
+    /// one of the run's `sessions_opened`.
+    pub async fn open_monitor(&self) -> Result<Session, CallError> {
+        self.monitor_opened.fetch_add(1, Ordering::Relaxed);
+        self.open_session().await
     }
 
     /// Open a transport and start a session. With `auto`, the first session that starts
     /// settles the revision for every later one (one detection per run, not per session).
-    pub async fn open(&self) -> Result<Session, CallError> {
-        let n = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
+    async fn open_session(&self) -> Result<Session, CallError> {
+        let n = self.tags.fetch_add(1, Ordering::Relaxed) + 1;
         let protocol = self.protocol();
         let transport = match &self.wire {
             Wire::Stdio(spec) => {
@@ -400,6 +420,10 @@ impl Connector {
 
     pub fn sessions_opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    pub fn monitor_sessions_opened(&self) -> u64 {
+        self.monitor_opened.load(Ordering::Relaxed)
     }
 
     pub fn flush_logs(&self) {
