@@ -164,6 +164,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
     };
     first.close().await;
+    // Before any load: the first-call probe must send the server's first tool calls.
+    let findings = match &plan.concurrency {
+        Some(probes) => {
+            if opts.progress {
+                eprintln!("mcpstorm: running concurrency probes");
+            }
+            probes.run(&connector).await
+        }
+        None => Vec::new(),
+    };
     let mix = match plan.workload.check_output_schema {
         true => {
             let (schemas, problems) = crate::check::answer::output_schemas(&tools);
@@ -402,6 +412,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         recoveries,
         supervisor: supervised,
         ledger: ledger_report,
+        security: findings
+            .iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .collect(),
     };
     let mut report = build_report(&plan, &recorder, &connector, &info, facts);
     report.alerts = alerts.records();
@@ -568,6 +582,8 @@ struct RunFacts {
     recoveries: Vec<RecoveryRecord>,
     supervisor: Option<SupervisorReport>,
     ledger: Option<LedgerReport>,
+    /// Probe findings in the report contract's shape.
+    security: Vec<serde_json::Value>,
 }
 
 fn build_report(
@@ -588,6 +604,7 @@ fn build_report(
         recoveries,
         supervisor,
         ledger,
+        security,
     } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
@@ -669,7 +686,7 @@ fn build_report(
         recoveries,
         supervisor,
         checks: crate::report::Checks { ledger },
-        security: vec![],
+        security,
         alerts: vec![],
         client,
         warnings,

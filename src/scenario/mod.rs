@@ -36,6 +36,7 @@ pub struct RawScenario {
     pub ledger: Option<chaos::RawLedger>,
     pub proxies: Option<Vec<chaos::RawProxy>>,
     pub alerts: Option<crate::alerts::RawAlerts>,
+    pub concurrency: Option<crate::concurrency::RawConcurrency>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -124,6 +125,8 @@ pub struct Plan {
     pub ledger: Option<crate::check::ledger::LedgerSpec>,
     /// Alert rules watched each second (the defaults unless the scenario says otherwise).
     pub alerts: crate::alerts::AlertConfig,
+    /// Concurrency bug probes run before the load (`[concurrency]`).
+    pub concurrency: Option<crate::concurrency::ConcurrencyPlan>,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -354,6 +357,21 @@ fn validate(
             Err(e) => p.push(format!("`criteria[{i}]`: {e}")),
         }
     }
+    let concurrency = raw
+        .concurrency
+        .as_ref()
+        .map(|c| crate::concurrency::ConcurrencyPlan::from_raw(c, &mut p));
+    // A probe that finds a deadlock or a race must fail the run, criteria given or not.
+    if concurrency.is_some()
+        && !criteria
+            .iter()
+            .any(|c| c.metric == crate::criteria::Metric::Findings)
+    {
+        if criteria.is_empty() {
+            criteria.push(Criterion::parse("success_rate >= 0.95").expect("valid criterion"));
+        }
+        criteria.push(Criterion::parse("findings == 0").expect("valid criterion"));
+    }
     match (target, workload) {
         (Some(target), Some(workload)) if p.is_empty() => {
             let name = raw.name.unwrap_or_else(|| "scenario".into());
@@ -370,6 +388,7 @@ fn validate(
                 "faults": faults,
                 "recovery": recovery,
                 "alerts": alerts,
+                "concurrency": concurrency,
                 "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
             Ok(Plan {
@@ -387,6 +406,7 @@ fn validate(
                 target_proxy,
                 proxies,
                 alerts,
+                concurrency,
                 resolved,
             })
         }
