@@ -55,6 +55,9 @@ pub struct RunOptions {
     /// After the run, keep `/metrics` up until scraped once or this long.
     pub metrics_linger: Duration,
     pub server_exe: Option<PathBuf>,
+    /// Refuse to run when the server settles on another revision than the one asked for
+    /// (the protocol matrix measures each revision, not what a server falls back to).
+    pub exact_protocol: bool,
 }
 
 /// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
@@ -132,6 +135,23 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
+    if let (true, crate::session::Protocol::Revision(asked)) = (opts.exact_protocol, &plan.protocol)
+        && *asked != info.protocol_version
+    {
+        first.close().await;
+        let refused = crate::error::CallError::RevisionRefused {
+            revision: asked.clone(),
+            detail: format!(
+                "the server answered initialize with {} instead",
+                info.protocol_version
+            ),
+        };
+        return Err(Error::Target(diagnose(
+            &describe,
+            &refused,
+            plan.workload.timeout,
+        )));
+    }
     let mut warnings = Vec::new();
     let (mix, tools) = match &plan.mix {
         Some(specs) => {
