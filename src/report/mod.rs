@@ -238,6 +238,20 @@ pub struct ClientReport {
     pub max_rss_mb: f64,
 }
 
+impl RecoveryRecord {
+    /// The failure was seen and service never came back before the run ended.
+    pub fn unrecovered(&self) -> bool {
+        self.detected_after_ms.is_some() && self.recovered_after_ms.is_none()
+    }
+}
+
+impl FaultRecord {
+    /// In effect at `t` seconds into the run.
+    pub fn active_at(&self, t: f64) -> bool {
+        self.applied && self.at_s <= t && t < self.ended_at_s
+    }
+}
+
 impl OpFigures {
     pub fn success_rate(&self) -> Option<f64> {
         fraction(self.ok, self.calls)
