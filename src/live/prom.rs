@@ -173,7 +173,6 @@ impl Collector for Figures {
                 counter(&mut m, &[base[0], base[1], ("outcome", "ok")], o.ok)?;
                 counter(&mut m, &[base[0], base[1], ("outcome", "error")], o.failed)?;
             }
-            drop(m);
             let mut m = family(
                 &mut e,
                 "mcpstorm_call_duration_seconds",

@@ -5,6 +5,7 @@
 //! that the recorder did not produce.
 
 pub mod compare;
+pub mod html;
 pub mod junit;
 pub mod summary;
 
@@ -190,6 +191,10 @@ pub struct Checks {
     /// Acknowledged writes read back after the run; absent when the scenario has no ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::check::ledger::LedgerReport>,
+    /// Checks this version does not know (a report from a newer mcpstorm), kept so that
+    /// `mcpstorm report` still shows them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// One fault as it happened.
@@ -286,6 +291,13 @@ impl Report {
 
     pub fn write_junit(&self, path: &Path) -> Result<(), crate::error::Error> {
         std::fs::write(path, junit::render(self)).map_err(|source| crate::error::Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })
+    }
+
+    pub fn write_html(&self, path: &Path) -> Result<(), crate::error::Error> {
+        std::fs::write(path, html::render(self)).map_err(|source| crate::error::Error::Io {
             what: format!("writing {}", path.display()),
             source,
         })
