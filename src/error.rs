@@ -41,6 +41,12 @@ pub enum CallError {
     Spawn { command: String, detail: String },
     #[error("connection failed: {detail}")]
     Connection { detail: String },
+    /// The answer came, on time, and was wrong: a scenario check or literal failed.
+    #[error("wrong answer: {detail}")]
+    WrongAnswer { detail: String },
+    /// `structuredContent` does not match the tool's declared `outputSchema`.
+    #[error("structuredContent does not match the tool's outputSchema: {detail}")]
+    SchemaMismatch { detail: String },
 }
 
 /// The class of a failed call, as it appears in the report's error taxonomy.
@@ -58,6 +64,8 @@ pub enum ErrorKind {
     ProcessExited,
     Spawn,
     Connection,
+    WrongAnswer,
+    SchemaMismatch,
 }
 
 impl ErrorKind {
@@ -76,14 +84,18 @@ impl ErrorKind {
             ErrorKind::ProcessExited => "process_exited".into(),
             ErrorKind::Spawn => "spawn".into(),
             ErrorKind::Connection => "connection".into(),
+            ErrorKind::WrongAnswer => "wrong_answer".into(),
+            ErrorKind::SchemaMismatch => "schema_mismatch".into(),
         }
     }
 
-    /// The family a key belongs to, so `errors{kind=http}` can match every status.
+    /// The family a key belongs to, so `errors{kind=http_status}` can match every status
+    /// and `errors{kind=wrong_answer}` counts schema mismatches too.
     pub fn family(&self) -> &'static str {
         match self {
             ErrorKind::HttpStatus(_) => "http_status",
             ErrorKind::JsonRpc(_) => "jsonrpc",
+            ErrorKind::SchemaMismatch => "wrong_answer",
             _ => "",
         }
     }
@@ -104,6 +116,8 @@ impl CallError {
             CallError::ProcessExited { .. } => ErrorKind::ProcessExited,
             CallError::Spawn { .. } => ErrorKind::Spawn,
             CallError::Connection { .. } => ErrorKind::Connection,
+            CallError::WrongAnswer { .. } => ErrorKind::WrongAnswer,
+            CallError::SchemaMismatch { .. } => ErrorKind::SchemaMismatch,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct RpcError {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Incoming {
     #[serde(default)]
+    pub jsonrpc: Option<String>,
+    #[serde(default)]
     pub id: Option<Value>,
     #[serde(default)]
     pub method: Option<String>,
@@ -88,7 +90,16 @@ impl Incoming {
                 let Some(id) = id.as_u64() else {
                     return Classified::Invalid(format!("response id {id} is not one we sent"));
                 };
+                if self.jsonrpc.as_deref() != Some("2.0") {
+                    return Classified::Invalid(format!(
+                        "response {id} does not say \"jsonrpc\": \"2.0\" (found {})",
+                        self.jsonrpc.map_or("nothing".into(), |v| format!("{v:?}"))
+                    ));
+                }
                 match (self.result, self.error) {
+                    (Some(_), Some(_)) => Classified::Invalid(format!(
+                        "response {id} has both `result` and `error`; exactly one is allowed"
+                    )),
                     (_, Some(e)) => Classified::Response {
                         id,
                         outcome: Err(e),
@@ -163,6 +174,14 @@ mod tests {
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","id":"x","result":{}}"#),
             Classified::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":6,"result":{},"error":{"code":1,"message":"m"}}"#),
+            Classified::Invalid(d) if d.contains("both")
+        ));
+        assert!(matches!(
+            classify(r#"{"id":7,"result":{}}"#),
+            Classified::Invalid(d) if d.contains("2.0")
         ));
     }
 

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod check;
 pub mod cli;
+pub mod concurrency;
 pub mod criteria;
 pub mod error;
 pub mod faults;

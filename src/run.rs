@@ -132,17 +132,56 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
-    let mix = match &plan.mix {
-        Some(specs) => Mix::from_specs(specs),
+    let mut warnings = Vec::new();
+    let (mix, tools) = match &plan.mix {
+        Some(specs) => {
+            let mix = Mix::from_specs(specs);
+            // The tools' declared outputSchemas; a server that can't list them still gets
+            // its load test, with a warning.
+            let tools = match mix.calls_tools() && plan.workload.check_output_schema {
+                true => {
+                    match list_all(&mut first, "tools/list", "tools", plan.workload.timeout).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            warnings.push(format!(
+                                "tools/list failed ({e}); tools' outputSchemas are not validated"
+                            ));
+                            Vec::new()
+                        }
+                    }
+                }
+                false => Vec::new(),
+            };
+            (mix, tools)
+        }
         None => {
             let tools = list_all(&mut first, "tools/list", "tools", plan.workload.timeout)
                 .await
                 .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
-            Mix::discovered(&tools, &plan.workload)
-                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
+            let mix = Mix::discovered(&tools, &plan.workload)
+                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?;
+            (mix, tools)
         }
     };
     first.close().await;
+    // Before any load: the first-call probe must send the server's first tool calls.
+    let findings = match &plan.concurrency {
+        Some(probes) => {
+            if opts.progress {
+                eprintln!("mcpstorm: running concurrency probes");
+            }
+            probes.run(&connector).await
+        }
+        None => Vec::new(),
+    };
+    let mix = match plan.workload.check_output_schema {
+        true => {
+            let (schemas, problems) = crate::check::answer::output_schemas(&tools);
+            warnings.extend(problems);
+            mix.with_output_schemas(&schemas)
+        }
+        false => mix,
+    };
     let mix = match &plan.ledger {
         Some(spec) => mix.with_ledger(spec),
         None => mix,
@@ -156,11 +195,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             .unwrap_or(0),
     ];
     let pool = RandomPool::new(max_random.into_iter().max().unwrap_or(0));
-    let mut warnings: Vec<String> = mix
-        .skipped
-        .iter()
-        .map(|s| format!("skipped tool {s}"))
-        .collect();
+    warnings.extend(mix.skipped.iter().map(|s| format!("skipped tool {s}")));
 
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
@@ -367,6 +402,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         recoveries,
         supervisor: supervised,
         ledger: ledger_report,
+        security: findings
+            .iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .collect(),
     };
     let mut report = build_report(&plan, &recorder, &connector, &info, facts);
     report.alerts = alerts.records();
@@ -545,6 +584,8 @@ struct RunFacts {
     recoveries: Vec<RecoveryRecord>,
     supervisor: Option<SupervisorReport>,
     ledger: Option<LedgerReport>,
+    /// Probe findings in the report contract's shape.
+    security: Vec<serde_json::Value>,
 }
 
 fn build_report(
@@ -565,6 +606,7 @@ fn build_report(
         recoveries,
         supervisor,
         ledger,
+        security,
     } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
@@ -645,7 +687,7 @@ fn build_report(
             ledger,
             ..Default::default()
         },
-        security: vec![],
+        security,
         alerts: vec![],
         client,
         warnings,

@@ -2,8 +2,11 @@
 //! diagnosis that turns a failed first contact into one root cause in plain words plus what
 //! to try. `run` uses the same diagnosis before it starts any load, so a run against a dead
 //! target ends in seconds with exit 3 instead of "0/150 calls successful". The ledger of
-//! acknowledged writes lives in `ledger`.
+//! acknowledged writes lives in `ledger`; response checks (is each answer right?) in `answer`,
+//! with their expression language in `expr`.
 
+pub mod answer;
+pub mod expr;
 pub mod ledger;
 
 use crate::error::CallError;
@@ -89,7 +92,11 @@ pub fn diagnose(target: &str, err: &CallError, timeout: Duration) -> Diagnosis {
             (format!("the server process exited {how} before answering"), "run the command by hand to see why it stops; its last stderr lines are above".into())
         }
         CallError::Spawn { command, detail } => (format!("cannot start `{command}`: {detail}"), "check the command and its path".into()),
-        CallError::SessionLost { .. } | CallError::Connection { .. } | CallError::ToolError { .. } => {
+        CallError::SessionLost { .. }
+        | CallError::Connection { .. }
+        | CallError::ToolError { .. }
+        | CallError::WrongAnswer { .. }
+        | CallError::SchemaMismatch { .. } => {
             (err.to_string(), "check the server's log".into())
         }
     };

@@ -499,15 +499,15 @@ fn security(h: &mut String, r: &Report) {
         };
         let _ = write!(
             h,
-            r#"<tr><td><code>{}</code></td><td>{}</td><td class="sev-{}">{}</td><td class="{class}">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><code>{}</code></td><td>{}</td><td class="sev-{}">{}</td><td class="{class}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             esc(&text(e.get("probe"))),
             esc(&text(e.get("category"))),
             esc(&severity),
             esc(&text(e.get("severity"))),
             esc(&outcome.to_ascii_uppercase()),
             esc(&text(e.get("title"))),
-            esc(&text(e.get("evidence"))),
-            esc(&text(e.get("advice"))),
+            cell(e.get("evidence")),
+            cell(e.get("advice")),
             if rest.is_empty() {
                 String::new()
             } else {
@@ -524,6 +524,15 @@ fn text(v: Option<&Value>) -> String {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
+    }
+}
+
+/// A field that is usually text but may be structured (evidence with request and response).
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => format!("<code>{}</code>", esc(s)),
+        Some(other) => generic(other, 1),
     }
 }
 

@@ -36,6 +36,7 @@ pub struct RawScenario {
     pub ledger: Option<chaos::RawLedger>,
     pub proxies: Option<Vec<chaos::RawProxy>>,
     pub alerts: Option<crate::alerts::RawAlerts>,
+    pub concurrency: Option<crate::concurrency::RawConcurrency>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -71,6 +72,8 @@ pub struct RawWorkload {
     pub graceful_stop: Option<String>,
     pub allow_destructive: Option<bool>,
     pub exclude_tools: Option<Vec<String>>,
+    /// Validate `structuredContent` against each tool's declared `outputSchema` (default true).
+    pub check_output_schema: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +93,10 @@ pub struct RawOp {
     pub uri: Option<String>,
     pub prompt: Option<String>,
     pub timeout: Option<String>,
+    /// An expression every answer must satisfy, such as `result == a + b`.
+    pub check: Option<String>,
+    /// A literal every answer must equal (as `result`, `structured` or `text`).
+    pub expect: Option<toml::Value>,
 }
 
 /// Everything a run needs, validated.
@@ -115,6 +122,8 @@ pub struct Plan {
     pub ledger: Option<crate::check::ledger::LedgerSpec>,
     /// Alert rules watched each second (the defaults unless the scenario says otherwise).
     pub alerts: crate::alerts::AlertConfig,
+    /// Concurrency bug probes run before the load (`[concurrency]`).
+    pub concurrency: Option<crate::concurrency::ConcurrencyPlan>,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -306,6 +315,21 @@ fn validate(
             Err(e) => p.push(format!("`criteria[{i}]`: {e}")),
         }
     }
+    let concurrency = raw
+        .concurrency
+        .as_ref()
+        .map(|c| crate::concurrency::ConcurrencyPlan::from_raw(c, &mut p));
+    // A probe that finds a deadlock or a race must fail the run, criteria given or not.
+    if concurrency.is_some()
+        && !criteria
+            .iter()
+            .any(|c| c.metric == crate::criteria::Metric::Findings)
+    {
+        if criteria.is_empty() {
+            criteria.push(Criterion::parse("success_rate >= 0.95").expect("valid criterion"));
+        }
+        criteria.push(Criterion::parse("findings == 0").expect("valid criterion"));
+    }
     match (target, workload) {
         (Some(target), Some(workload)) if p.is_empty() => {
             let name = raw.name.unwrap_or_else(|| "scenario".into());
@@ -322,6 +346,7 @@ fn validate(
                 "faults": faults,
                 "recovery": recovery,
                 "alerts": alerts,
+                "concurrency": concurrency,
                 "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
             Ok(Plan {
@@ -339,6 +364,7 @@ fn validate(
                 target_proxy,
                 proxies,
                 alerts,
+                concurrency,
                 resolved,
             })
         }
@@ -570,6 +596,7 @@ fn workload_from(
         graceful_stop,
         allow_destructive: w.allow_destructive.unwrap_or(false),
         exclude_tools: w.exclude_tools.unwrap_or_default(),
+        check_output_schema: w.check_output_schema.unwrap_or(true),
     })
 }
 
@@ -676,11 +703,58 @@ fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
             return None;
         }
     };
+    let check = answer_check(&o, i, p);
     Some(OpSpec {
         weight,
         kind,
         timeout,
+        check,
     })
+}
+
+/// `check` (an expression, parsed now) and `expect` (a literal) of one `[[mix]]` entry.
+fn answer_check(
+    o: &RawOp,
+    i: usize,
+    p: &mut Vec<String>,
+) -> Option<std::sync::Arc<crate::check::answer::AnswerCheck>> {
+    if o.check.is_none() && o.expect.is_none() {
+        return None;
+    }
+    if matches!(o.op.as_str(), "ping") {
+        p.push(format!(
+            "`mix[{i}].check`/`expect` do not apply to op \"ping\": its answer is always empty"
+        ));
+        return None;
+    }
+    let names: Vec<String> = match &o.arguments {
+        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let expr = match &o.check {
+        None => None,
+        Some(src) => match crate::check::expr::Expr::parse(src, &names) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                p.push(format!(
+                    "`mix[{i}].check` = \"{src}\": {e}\n      {src}\n      {}^",
+                    " ".repeat(e.column.saturating_sub(1))
+                ));
+                None
+            }
+        },
+    };
+    let expect = o
+        .expect
+        .as_ref()
+        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null));
+    if o.check.is_some() && expr.is_none() {
+        return None;
+    }
+    Some(std::sync::Arc::new(crate::check::answer::AnswerCheck {
+        expect,
+        expr,
+    }))
 }
 
 #[cfg(test)]
@@ -758,6 +832,57 @@ mod tests {
         let e = plan("[workload]\nvus = 1\ncriteria = [\"p95 < 1s\"]\n").unwrap_err();
         assert!(
             e.to_string().contains("must come before the first [table]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checks_parse_once_and_bad_ones_name_key_and_column() {
+        let p = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = "{{seq}}", b = 2 }
+            check = "result == a + b and not isError"
+            [[mix]]
+            op = "tools/call"
+            tool = "echo"
+            arguments = { message = "hi" }
+            expect = "hi"
+            "#,
+        )
+        .unwrap();
+        let mix = p.mix.unwrap();
+        assert!(mix[0].check.as_ref().unwrap().expr.is_some());
+        assert_eq!(
+            mix[1].check.as_ref().unwrap().expect,
+            Some(serde_json::json!("hi"))
+        );
+        let e = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = 1, b = 2 }
+            check = "result == a + c"
+            [[mix]]
+            op = "ping"
+            expect = 1
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`mix[0].check`")
+                && e.contains("column 15")
+                && e.contains("unknown name `c`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`mix[1].check`/`expect` do not apply to op \"ping\""),
             "{e}"
         );
     }

@@ -108,7 +108,11 @@ pub(crate) fn step(raw: &[u8], want: u64) -> Step {
                 message: crate::error::excerpt(&e.message, 200),
             }))
         }
-        // An answer to an earlier request that timed out: stale, not ours any more.
+        // Ids go up one request at a time: an id past ours was never sent (the server did
+        // not echo our id), one before ours answers an earlier request that timed out.
+        Classified::Response { id, .. } if id > want => Step::Done(Err(CallError::Protocol {
+            detail: format!("the answer carries id {id}, but the request sent was id {want}"),
+        })),
         Classified::Response { .. } | Classified::Notification => Step::Skip,
         Classified::ServerRequest { id, method } => {
             let answer = crate::jsonrpc::answer_server_request(&id, &method);

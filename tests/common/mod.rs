@@ -252,3 +252,15 @@ pub fn redis_server() -> Proc {
     .current_dir(dir);
     spawn_http(cmd, port, "redis-server")
 }
+
+/// The deliberately buggy FastMCP fixture (`correct`, `wrong-answer`, `deadlock`, `race`)
+/// over Streamable HTTP on a free port.
+pub fn buggy_http(mode: &str) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("buggy_server.py"))
+        .arg(mode)
+        .arg("http")
+        .arg(port.to_string());
+    spawn_http(cmd, port, &format!("buggy_server.py {mode}"))
+}
