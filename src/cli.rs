@@ -28,9 +28,20 @@ pub enum Command {
         /// A built-in scenario instead of a file: quickstart.
         #[arg(long)]
         preset: Option<String>,
-        /// Override the target: embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        /// Override the target: embedded, embedded-stdio, http(s)://HOST:PORT/PATH (Streamable
+        /// HTTP), sse+http(s)://HOST:PORT/sse (legacy HTTP+SSE), ws(s)://HOST:PORT/PATH
+        /// (WebSocket), or 'stdio:COMMAND ARGS'.
         #[arg(long)]
         target: Option<String>,
+        /// Override target.protocol_version: auto, 2026-07-28 (stateless), 2025-11-25,
+        /// 2025-06-18, 2025-03-26 or 2024-11-05.
+        #[arg(long)]
+        protocol_version: Option<String>,
+        /// Run the workload once per protocol revision and print them side by side (reports
+        /// in OUT/REVISION/, the table in OUT/matrix.json); =LIST for some revisions only,
+        /// e.g. --protocol-matrix=2026-07-28,2025-11-25.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "REVISIONS")]
+        protocol_matrix: Option<String>,
         /// An HTTP header for every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
@@ -66,7 +77,9 @@ pub enum Command {
     },
     /// Preflight a target: reach it, shake hands, list tools/resources/prompts; or say why not.
     Check {
-        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH (Streamable HTTP),
+        /// sse+http(s)://HOST:PORT/sse (legacy HTTP+SSE), ws(s)://HOST:PORT/PATH (WebSocket),
+        /// or 'stdio:COMMAND ARGS'.
         #[arg(long, default_value = "embedded")]
         target: String,
         #[arg(long = "header", short = 'H')]
@@ -74,7 +87,8 @@ pub enum Command {
         /// How long to wait for each answer.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
-        /// The protocol revision to ask for.
+        /// The protocol revision to speak: auto (detect), 2026-07-28 (stateless), 2025-11-25,
+        /// 2025-06-18, 2025-03-26 or 2024-11-05.
         #[arg(long, default_value = crate::session::SUPPORTED_VERSIONS[0])]
         protocol_version: String,
         /// Print each tool's inputSchema too.
@@ -90,6 +104,9 @@ pub enum Command {
         /// Write JUnit XML (one test case per criterion) to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write the HTML report (one self-contained file) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Compare two reports per operation; exit 1 when NEW regressed past the thresholds.
     Compare {
@@ -148,6 +165,10 @@ pub enum Command {
         /// and store it later (before-write: deliberately unsafe, loses writes on a crash).
         #[arg(long, default_value = "after-write", value_parser = ["after-write", "before-write"])]
         ack: String,
+        /// The protocol revisions to accept, comma-separated (default: all, both eras), e.g.
+        /// 2025-11-25,2025-06-18 for a session-only server or 2026-07-28 for a stateless-only one.
+        #[arg(long, value_delimiter = ',')]
+        protocol_versions: Option<Vec<String>>,
         #[command(flatten)]
         protections: crate::server::flags::ProtectionFlags,
     },
@@ -187,6 +208,8 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             scenario,
             preset,
             target,
+            protocol_version,
+            protocol_matrix,
             headers,
             duration,
             vus,
@@ -205,6 +228,12 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 }
                 None => None,
             };
+            let protocol = protocol_version
+                .map(|v| {
+                    crate::session::Protocol::parse(&v)
+                        .map_err(|e| Error::Usage(format!("--protocol-version {e}")))
+                })
+                .transpose()?;
             if progress_interval.is_zero() {
                 return Err(Error::Usage(
                     "--progress-interval must be more than 0".into(),
@@ -215,6 +244,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 preset,
                 overrides: Overrides {
                     target,
+                    protocol,
                     duration,
                     vus,
                 },
@@ -227,7 +257,12 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics_addr,
                 metrics_linger,
                 server_exe,
+                exact_protocol: false,
             };
+            if let Some(list) = protocol_matrix {
+                let revisions = crate::matrix::parse_revisions(&list).map_err(Error::Usage)?;
+                return crate::matrix::run(opts, &revisions).await;
+            }
             let report = crate::run::run(opts).await?;
             Ok(if report.verdict == crate::report::Verdict::Pass {
                 0
@@ -244,28 +279,27 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             server_exe,
         } => {
             let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
-            if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
-                return Err(Error::Usage(format!(
-                    "--protocol-version `{protocol_version}` is not supported; use one of {}",
-                    crate::session::SUPPORTED_VERSIONS.join(", ")
-                )));
-            }
-            let text = crate::check::check(
-                &target,
-                &protocol_version,
-                timeout,
-                schemas,
-                server_exe.as_deref(),
-            )
-            .await?;
+            let protocol = crate::session::Protocol::parse(&protocol_version)
+                .map_err(|e| Error::Usage(format!("--protocol-version {e}")))?;
+            let text =
+                crate::check::check(&target, &protocol, timeout, schemas, server_exe.as_deref())
+                    .await?;
             println!("{text}");
             Ok(0)
         }
-        Command::Report { report, junit } => {
+        Command::Report {
+            report,
+            junit,
+            html,
+        } => {
             let r = crate::report::compare::load(&report).map_err(Error::Usage)?;
             println!("{}", crate::report::summary::render(&r, Some(&report)));
             if let Some(path) = junit {
                 r.write_junit(&path)?;
+            }
+            if let Some(path) = html {
+                r.write_html(&path)?;
+                println!("html:    {}", path.display());
             }
             Ok(0)
         }
@@ -365,6 +399,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             stdio,
             redis,
             ack,
+            protocol_versions,
             protections,
         } => {
             if stdio && protections.any_given() {
@@ -411,6 +446,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     } else {
                         crate::server::Ack::AfterWrite
                     },
+                    protocol_versions,
                     protections: resolved,
                 },
                 shutdown,

@@ -380,6 +380,13 @@ async fn bad_tokens_of_every_kind_get_401_with_a_bearer_challenge() {
         alice.call("echo", json!({"message":"hi"})).await.result()["content"][0]["text"],
         "hi"
     );
+    // The WebSocket transport's upgrade is behind the same auth.
+    let ws = http()
+        .get(format!("{}/ws", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ws.status(), StatusCode::UNAUTHORIZED);
     // The operator's endpoints need no token.
     for path in ["/health", "/ready", "/metrics"] {
         let r = http()
@@ -683,10 +690,10 @@ async fn bodies_above_the_limit_get_413() {
         json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
             "params":{"name":"echo","arguments":{"message":"x".repeat(bytes)}}})
     };
-    // The default server: 4 MiB.
+    // The default server: 4 MiB; the production guide's 50 MB input gets a clean 413.
     let server = serve(&[]);
     let client = Client::connected(server.url(), None).await;
-    let a = client.post(big(5 << 20)).await;
+    let a = client.post(big(50 << 20)).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text);
     assert_eq!(a.error_data()["max_body_bytes"], 4 << 20);
     assert_eq!(client.post(big(1 << 20)).await.status, StatusCode::OK);

@@ -57,11 +57,7 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
         "max"
     );
     let mut row = |label: &str, f: &OpFigures| {
-        let ok = if f.calls == 0 {
-            0.0
-        } else {
-            f.ok as f64 * 100.0 / f.calls as f64
-        };
+        let ok = f.success_rate().unwrap_or(0.0) * 100.0;
         let l = &f.latency;
         let _ = writeln!(
             s,
@@ -170,6 +166,29 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     );
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+    if !r.security.is_empty() {
+        let _ = writeln!(s, "\nfindings:");
+        let field = |f: &serde_json::Value, k: &str| {
+            f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+        };
+        for f in &r.security {
+            let _ = writeln!(
+                s,
+                "  {:<4}  {:<8}  {}: {}",
+                field(f, "outcome").to_uppercase(),
+                field(f, "severity"),
+                field(f, "probe"),
+                field(f, "title")
+            );
+            if field(f, "outcome") == "fail" {
+                let response = f
+                    .pointer("/evidence/response")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                let _ = writeln!(s, "        {}", crate::error::excerpt(response, 300));
+            }
+        }
     }
     let _ = writeln!(s, "\ncriteria:");
     for c in &r.criteria {

@@ -75,6 +75,7 @@ pub(super) async fn serve_http(
         metrics: Some(metrics.clone()),
     };
     let factory_kv = kv.clone();
+    let ws_route = super::websocket::route(kv.clone(), observers.clone(), sessions_closed.clone());
     let service: StreamableHttpService<ReferenceServer, RandomIdSessions> =
         StreamableHttpService::new(
             move || Ok(ReferenceServer::new(factory_kv.clone(), observers.clone())),
@@ -83,7 +84,11 @@ pub(super) async fn serve_http(
         );
 
     // Layers are added innermost first; see `protect/mod.rs` for the order and why.
-    let mut mcp = Router::new().nest_service("/mcp", service);
+    // `/ws` sits behind the same layers: auth, rate limits and Origin checks apply to its
+    // upgrade request; the per-request ones (body, queue, breaker) see only `/mcp` POSTs.
+    let mut mcp = Router::new()
+        .nest_service("/mcp", service)
+        .route("/ws", ws_route);
     if let Some(pool) = &pool {
         let state = ConcurrencyLayer {
             pool: pool.clone(),

@@ -11,7 +11,6 @@ use crate::session::Session;
 use crate::target::Connector;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -108,8 +107,7 @@ impl Vu {
         let answer = session.call(entry.method, params.as_ref(), timeout).await;
         sh.in_flight.fetch_sub(1, Ordering::Relaxed);
         let outcome = match answer {
-            Ok(result) if entry.method == "tools/call" => tool_outcome(&result),
-            Ok(_) => Ok(()),
+            Ok(result) => entry.judge(&result, params.as_ref()),
             Err(e) => Err(e),
         };
         sh.recorder
@@ -167,45 +165,4 @@ fn unreachable(e: &CallError) -> bool {
             | CallError::ProcessExited { .. }
             | CallError::Spawn { .. }
     )
-}
-
-/// A `tools/call` result that says `isError`, or has no content, is a failed call.
-fn tool_outcome(result: &Value) -> Result<(), CallError> {
-    if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let text = result
-            .get("content")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
-            .unwrap_or("(no text)");
-        return Err(CallError::ToolError {
-            text: crate::error::excerpt(text, 200),
-        });
-    }
-    if result.get("content").is_none_or(|c| !c.is_array())
-        && result.get("structuredContent").is_none()
-    {
-        return Err(CallError::Protocol {
-            detail: "the tools/call result has no `content` array".into(),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn tool_errors_and_shapeless_results_fail() {
-        assert!(tool_outcome(&json!({"content": [{"type": "text", "text": "ok"}]})).is_ok());
-        let e =
-            tool_outcome(&json!({"isError": true, "content": [{"type": "text", "text": "boom"}]}))
-                .unwrap_err();
-        assert_eq!(e.to_string(), "tool returned isError: boom");
-        assert!(matches!(
-            tool_outcome(&json!({})),
-            Err(CallError::Protocol { .. })
-        ));
-    }
 }

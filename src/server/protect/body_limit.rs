@@ -1,5 +1,7 @@
 //! The request body limit: a body declared (`Content-Length`) above the limit is refused with
-//! 413 before a byte of it is read. A chunked body that grows past the limit is cut off
+//! 413 without being kept: what the client is still sending is read and thrown away (up to
+//! [`DISCARD_CAP`] bytes and [`DISCARD_TIME`], as nginx's lingering close does), so that it
+//! gets to read the 413 instead of a connection reset in the middle of its upload. A chunked body that grows past the limit is cut off
 //! while streaming by rmcp's own limit (set to the same value in `http.rs`), or by
 //! [`super::classify`] when it buffers; both answer 413, and this layer logs those too.
 
@@ -11,9 +13,16 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 
+use http_body_util::BodyExt as _;
+
 use super::reject::Rejection;
 use super::{human_bytes, who};
 use crate::server::metrics::ServerMetrics;
+
+/// The most of a refused body read (and dropped) before answering.
+pub(crate) const DISCARD_CAP: u64 = 64 << 20;
+/// The longest a refused upload is read before answering: a slow sender gets no more.
+pub(crate) const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub(crate) struct BodyLimitLayer {
@@ -52,7 +61,11 @@ fn declared_length(req: &Request) -> Option<u64> {
 pub(crate) async fn layer(State(s): State<BodyLimitLayer>, req: Request, next: Next) -> Response {
     match declared_length(&req) {
         Some(len) if len > s.max as u64 => {
-            too_large(Some(len), s.max).respond(&who(&req), Some(&s.metrics))
+            let response = too_large(Some(len), s.max).respond(&who(&req), Some(&s.metrics));
+            if len <= DISCARD_CAP {
+                let _ = tokio::time::timeout(DISCARD_TIME, discard(req.into_body())).await;
+            }
+            response
         }
         // hyper holds the body to its declared length: nothing more can arrive.
         Some(_) => next.run(req).await,
@@ -75,6 +88,11 @@ pub(crate) async fn layer(State(s): State<BodyLimitLayer>, req: Request, next: N
             response
         }
     }
+}
+
+/// Reads `body` to its end, keeping nothing.
+async fn discard(mut body: axum::body::Body) {
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 #[cfg(test)]
