@@ -28,9 +28,15 @@ pub enum Command {
         /// A built-in scenario instead of a file: quickstart.
         #[arg(long)]
         preset: Option<String>,
-        /// Override the target: embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        /// Override the target: embedded, embedded-stdio, http(s)://HOST:PORT/PATH (Streamable
+        /// HTTP), sse+http(s)://HOST:PORT/sse (legacy HTTP+SSE), ws(s)://HOST:PORT/PATH
+        /// (WebSocket), or 'stdio:COMMAND ARGS'.
         #[arg(long)]
         target: Option<String>,
+        /// Override target.protocol_version: auto, 2026-07-28 (stateless), 2025-11-25,
+        /// 2025-06-18, 2025-03-26 or 2024-11-05.
+        #[arg(long)]
+        protocol_version: Option<String>,
         /// An HTTP header for every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
@@ -103,7 +109,9 @@ pub enum Command {
     },
     /// Preflight a target: reach it, shake hands, list tools/resources/prompts; or say why not.
     Check {
-        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH (Streamable HTTP),
+        /// sse+http(s)://HOST:PORT/sse (legacy HTTP+SSE), ws(s)://HOST:PORT/PATH (WebSocket),
+        /// or 'stdio:COMMAND ARGS'.
         #[arg(long, default_value = "embedded")]
         target: String,
         #[arg(long = "header", short = 'H')]
@@ -111,7 +119,8 @@ pub enum Command {
         /// How long to wait for each answer.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
-        /// The protocol revision to ask for.
+        /// The protocol revision to speak: auto (detect), 2026-07-28 (stateless), 2025-11-25,
+        /// 2025-06-18, 2025-03-26 or 2024-11-05.
         #[arg(long, default_value = crate::session::SUPPORTED_VERSIONS[0])]
         protocol_version: String,
         /// Print each tool's inputSchema too.
@@ -185,6 +194,10 @@ pub enum Command {
         /// and store it later (before-write: deliberately unsafe, loses writes on a crash).
         #[arg(long, default_value = "after-write", value_parser = ["after-write", "before-write"])]
         ack: String,
+        /// The protocol revisions to accept, comma-separated (default: all, both eras), e.g.
+        /// 2025-11-25,2025-06-18 for a session-only server or 2026-07-28 for a stateless-only one.
+        #[arg(long, value_delimiter = ',')]
+        protocol_versions: Option<Vec<String>>,
     },
 }
 
@@ -239,6 +252,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             scenario,
             preset,
             target,
+            protocol_version,
             headers,
             duration,
             vus,
@@ -270,6 +284,12 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 }
                 None => None,
             };
+            let protocol = protocol_version
+                .map(|v| {
+                    crate::session::Protocol::parse(&v)
+                        .map_err(|e| Error::Usage(format!("--protocol-version {e}")))
+                })
+                .transpose()?;
             if progress_interval.is_zero() {
                 return Err(Error::Usage(
                     "--progress-interval must be more than 0".into(),
@@ -280,6 +300,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 preset,
                 overrides: Overrides {
                     target,
+                    protocol,
                     duration,
                     vus,
                 },
@@ -310,20 +331,11 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             server_exe,
         } => {
             let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
-            if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
-                return Err(Error::Usage(format!(
-                    "--protocol-version `{protocol_version}` is not supported; use one of {}",
-                    crate::session::SUPPORTED_VERSIONS.join(", ")
-                )));
-            }
-            let text = crate::check::check(
-                &target,
-                &protocol_version,
-                timeout,
-                schemas,
-                server_exe.as_deref(),
-            )
-            .await?;
+            let protocol = crate::session::Protocol::parse(&protocol_version)
+                .map_err(|e| Error::Usage(format!("--protocol-version {e}")))?;
+            let text =
+                crate::check::check(&target, &protocol, timeout, schemas, server_exe.as_deref())
+                    .await?;
             println!("{text}");
             Ok(0)
         }
@@ -462,6 +474,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             stdio,
             redis,
             ack,
+            protocol_versions,
         } => {
             let shutdown = tokio_util::sync::CancellationToken::new();
             let on_signal = shutdown.clone();
@@ -485,6 +498,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     } else {
                         crate::server::Ack::AfterWrite
                     },
+                    protocol_versions,
                 },
                 shutdown,
             )

@@ -30,8 +30,16 @@ pub enum CallError {
     ToolError { text: String },
     #[error("protocol violation: {detail}")]
     Protocol { detail: String },
-    #[error("the server no longer knows our session (HTTP 404 for Mcp-Session-Id {session_id})")]
-    SessionLost { session_id: String },
+    /// The session is gone: HTTP 404 for our `Mcp-Session-Id`, or the stream or socket that
+    /// carried it (legacy SSE, WebSocket) ended.
+    #[error("the server no longer knows our session ({detail})")]
+    SessionLost { detail: String },
+    /// The server does not speak the protocol revision we asked for.
+    #[error("the server does not speak protocol revision {revision}: {detail}")]
+    RevisionRefused { revision: String, detail: String },
+    /// A custom WebSocket framing's hello exchange was answered with something else.
+    #[error("the hello exchange was refused: {detail}")]
+    HelloRefused { detail: String },
     #[error("server process exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
     ProcessExited {
         code: Option<i32>,
@@ -61,6 +69,8 @@ pub enum ErrorKind {
     ToolError,
     Protocol,
     SessionLost,
+    RevisionRefused,
+    HelloRefused,
     ProcessExited,
     Spawn,
     Connection,
@@ -81,6 +91,8 @@ impl ErrorKind {
             ErrorKind::ToolError => "tool_error".into(),
             ErrorKind::Protocol => "protocol".into(),
             ErrorKind::SessionLost => "session_lost".into(),
+            ErrorKind::RevisionRefused => "revision_refused".into(),
+            ErrorKind::HelloRefused => "hello_refused".into(),
             ErrorKind::ProcessExited => "process_exited".into(),
             ErrorKind::Spawn => "spawn".into(),
             ErrorKind::Connection => "connection".into(),
@@ -113,6 +125,8 @@ impl CallError {
             CallError::ToolError { .. } => ErrorKind::ToolError,
             CallError::Protocol { .. } => ErrorKind::Protocol,
             CallError::SessionLost { .. } => ErrorKind::SessionLost,
+            CallError::RevisionRefused { .. } => ErrorKind::RevisionRefused,
+            CallError::HelloRefused { .. } => ErrorKind::HelloRefused,
             CallError::ProcessExited { .. } => ErrorKind::ProcessExited,
             CallError::Spawn { .. } => ErrorKind::Spawn,
             CallError::Connection { .. } => ErrorKind::Connection,

@@ -119,7 +119,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let connector = Arc::new(
         Connector::new(
             &target,
-            &plan.protocol_version,
+            &plan.protocol,
             plan.workload.timeout,
             stderr_log,
             max_sessions,
@@ -198,6 +198,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     ];
     let pool = RandomPool::new(max_random.into_iter().max().unwrap_or(0));
     warnings.extend(mix.skipped.iter().map(|s| format!("skipped tool {s}")));
+    let pings = plan.mix.as_deref().is_some_and(|m| {
+        m.iter()
+            .any(|o| matches!(o.kind, crate::workload::OpKind::Ping))
+    });
+    if pings && info.era == crate::session::Era::Stateless {
+        warnings.push(format!(
+            "protocol {} has no `ping`: the `ping` operations were sent as `server/discover`",
+            info.protocol_version
+        ));
+    }
 
     let trace = match &opts.record {
         Some(r) => {
@@ -469,10 +479,10 @@ async fn start_dependency_proxies(plan: &Plan) -> Result<Proxies, Error> {
     Ok(out)
 }
 
-/// Put a fault proxy in front of an HTTP target; sessions go to the proxy's address.
+/// Put a fault proxy in front of a network target; sessions go to the proxy's address.
 async fn proxy_target(target: &TargetSpec) -> Result<(Proxy, TargetSpec), Error> {
-    let TargetSpec::Http { url, headers } = target else {
-        return Err(Error::Usage("`target.proxy` needs an HTTP target".into()));
+    let Some(url) = target.url() else {
+        return Err(Error::Usage("`target.proxy` needs a network target".into()));
     };
     let mut parsed =
         reqwest::Url::parse(url).map_err(|e| Error::Usage(format!("target url `{url}`: {e}")))?;
@@ -491,13 +501,7 @@ async fn proxy_target(target: &TargetSpec) -> Result<(Proxy, TargetSpec), Error>
         })?;
     let _ = parsed.set_host(Some("127.0.0.1"));
     let _ = parsed.set_port(Some(proxy.local_addr().port()));
-    Ok((
-        proxy,
-        TargetSpec::Http {
-            url: parsed.to_string(),
-            headers: headers.clone(),
-        },
-    ))
+    Ok((proxy, target.with_url(parsed.to_string())))
 }
 
 /// `{{proxy.NAME}}` in a launch's command, arguments and environment becomes the address of
@@ -675,6 +679,10 @@ fn build_report(
             server_name: info.name.clone(),
             server_version: info.version.clone(),
             protocol_version: info.protocol_version.clone(),
+            era: serde_json::to_value(info.era)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             capabilities: info.capabilities.clone(),
         },
         totals: Totals {

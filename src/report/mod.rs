@@ -70,6 +70,10 @@ pub struct TargetReport {
     pub server_name: String,
     pub server_version: String,
     pub protocol_version: String,
+    /// How sessions started: `session` (initialize), `stateless` (server/discover, 2026-07-28)
+    /// or `framing` (a custom WebSocket envelope).
+    #[serde(default)]
+    pub era: String,
     pub capabilities: serde_json::Value,
 }
 

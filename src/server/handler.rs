@@ -20,6 +20,12 @@ use rmcp::{
     tool_handler,
 };
 
+/// The protocol revisions this process accepts (`serve --protocol-versions`); every revision
+/// rmcp knows when unset. One reference server runs per process, and `serve` sets this once
+/// before any session starts.
+pub(super) static PROTOCOL_VERSIONS: std::sync::OnceLock<Vec<rmcp::model::ProtocolVersion>> =
+    std::sync::OnceLock::new();
+
 pub(super) const SERVER_NAME: &str = "mcpstorm-reference";
 pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 const INFO_URI: &str = "mcpstorm://info";
@@ -69,6 +75,15 @@ fn info_text() -> String {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ReferenceServer {
+    fn supported_protocol_versions(
+        &self,
+    ) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        match PROTOCOL_VERSIONS.get() {
+            Some(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+            None => std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::KNOWN_VERSIONS),
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()

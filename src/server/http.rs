@@ -31,6 +31,7 @@ pub(super) async fn serve_http(
     let bound = listener.local_addr()?;
     announce(bound);
 
+    let kv_ws = kv.clone();
     let service: StreamableHttpService<ReferenceServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(ReferenceServer::new(kv.clone())),
@@ -42,7 +43,8 @@ pub(super) async fn serve_http(
             "/health",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .nest_service("/mcp", service);
+        .nest_service("/mcp", service)
+        .route("/ws", super::websocket::route(kv_ws, shutdown.clone()));
 
     // SSE answers go out in several small writes; with Nagle on, each waits for the
     // client's delayed ACK and every call costs ~40 ms.

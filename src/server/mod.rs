@@ -7,8 +7,12 @@
 //! `kv_get`), plus one resource (`mcpstorm://info`) and one prompt
 //! (`greeting`).
 //!
-//! Two transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
-//! and a single session over stdin/stdout.
+//! Three transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
+//! MCP over WebSocket at `/ws` (one JSON-RPC message per text frame, one session
+//! per connection) on the same port, and a single session over stdin/stdout.
+//! Every protocol revision rmcp knows is served at once: the session revisions
+//! through `initialize`, the stateless 2026-07-28 through `server/discover` and
+//! per-request `_meta`; `--protocol-versions` narrows the set.
 //!
 //! What it must never do:
 //! - panic on anything a client sends: bad arguments become JSON-RPC errors or
@@ -24,6 +28,7 @@ mod http;
 mod kv;
 mod stdio;
 mod tools;
+mod websocket;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,6 +47,8 @@ pub struct ServeOptions {
     pub redis: Option<String>,
     /// With Redis: when a write is acknowledged.
     pub ack: kv::Ack,
+    /// The protocol revisions to accept; `None`: every revision rmcp knows.
+    pub protocol_versions: Option<Vec<String>>,
 }
 
 pub use kv::Ack;
@@ -78,6 +85,23 @@ pub enum ServeError {
 /// In HTTP mode, prints `mcpstorm serve: listening on http://HOST:PORT/mcp`
 /// to stdout once the port is bound.
 pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<(), ServeError> {
+    if let Some(list) = &opts.protocol_versions {
+        let known = rmcp::model::ProtocolVersion::KNOWN_VERSIONS;
+        let mut versions = Vec::new();
+        for v in list {
+            match known.iter().find(|k| k.as_str() == v) {
+                Some(k) => versions.push(k.clone()),
+                None => {
+                    let names: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+                    return Err(ServeError::Storage(format!(
+                        "--protocol-versions: `{v}` is not a revision this server knows; use some of {}",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        let _ = handler::PROTOCOL_VERSIONS.set(versions);
+    }
     let kv = match &opts.redis {
         Some(url) => kv::KvStore::redis(url, opts.ack).map_err(ServeError::Storage)?,
         None => kv::KvStore::default(),

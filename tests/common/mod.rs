@@ -113,6 +113,25 @@ pub fn reference_http_on(port: u16) -> Proc {
     spawn_http(cmd, port, "mcpstorm serve")
 }
 
+/// The reference server over HTTP on a free port, with extra `serve` flags.
+pub fn reference_http_with(extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--port", &port.to_string()]).args(extra);
+    spawn_http(cmd, port, "mcpstorm serve")
+}
+
+/// server-everything serving the legacy HTTP+SSE transport (`GET /sse`, `POST /message`).
+pub fn everything_sse() -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new("node");
+    cmd.arg(everything_js())
+        .arg("sse")
+        .env("PORT", port.to_string())
+        .env("GZIP_ALLOWED_DOMAINS", "127.0.0.1");
+    spawn_http(cmd, port, "server-everything (sse)")
+}
+
 pub fn everything_http() -> Proc {
     let port = free_port();
     let mut cmd = Command::new("node");

@@ -1,0 +1,260 @@
+//! Wires and protocol eras: legacy HTTP+SSE against server-everything, the stateless
+//! 2026-07-28 revision against the reference server and a FastMCP server, `auto` detecting
+//! each era, and a clear diagnosis when a server refuses a revision.
+
+mod common;
+use common::*;
+
+fn everything_mix() -> &'static str {
+    r#"
+[[mix]]
+op = "tools/call"
+tool = "echo"
+weight = 3
+arguments = { message = "hello {{vu}} {{seq}}" }
+[[mix]]
+op = "tools/call"
+tool = "get-sum"
+arguments = { a = "{{seq}}", b = 2 }
+[[mix]]
+op = "tools/list"
+[[mix]]
+op = "ping"
+[[mix]]
+op = "resources/read"
+uri = "demo://resource/static/document/features.md"
+"#
+}
+
+fn reference_mix() -> &'static str {
+    r#"
+[[mix]]
+op = "tools/call"
+tool = "echo"
+weight = 3
+arguments = { message = "hello {{vu}} {{seq}}" }
+[[mix]]
+op = "tools/call"
+tool = "add"
+arguments = { a = "{{seq}}", b = 2 }
+[[mix]]
+op = "tools/list"
+[[mix]]
+op = "resources/read"
+uri = "mcpstorm://info"
+[[mix]]
+op = "prompts/get"
+prompt = "greeting"
+arguments = { name = "load" }
+"#
+}
+
+fn assert_all_ok(r: &RunResult, min_calls: f64) {
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(r.report()["verdict"], "PASS", "{}", r.describe());
+    assert!(r.total("calls") >= min_calls, "{}", r.describe());
+    assert_eq!(r.total("failed"), 0.0, "{}", r.describe());
+}
+
+#[test]
+fn everything_over_legacy_sse_passes_under_load() {
+    let server = everything_sse();
+    let toml = format!(
+        "duration = \"3s\"\ncriteria = [\"success_rate == 1\", \"p99 < 2s\", \"errors{{kind=session_lost}} == 0\"]\n[target]\ntransport = \"sse\"\nurl = \"http://127.0.0.1:{}/sse\"\n[workload]\nvus = 4\n{}",
+        server.port,
+        everything_mix()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_all_ok(&r, 50.0);
+    let t = &r.report()["target"];
+    assert_eq!(t["transport"], "sse");
+    assert_eq!(t["server_name"], "mcp-servers/everything");
+    assert_eq!(t["era"], "session");
+    for op in ["tools/call", "tools/list", "ping", "resources/read"] {
+        assert!(
+            r.report()["latency_ms"]["by_operation"][op]["ok"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "no ok {op}: {}",
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn check_reaches_legacy_sse_and_explains_a_wrong_wire() {
+    let server = everything_sse();
+    let r = check(&[
+        "--target",
+        &format!("sse+http://127.0.0.1:{}/sse", server.port),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.stdout.contains("mcp-servers/everything") && r.stdout.contains("  echo "),
+        "{}",
+        r.describe()
+    );
+    // Streamable HTTP spoken to a legacy SSE server: POST /sse is refused; the advice names
+    // the sse+ target form.
+    let r = check(&["--target", &format!("http://127.0.0.1:{}/sse", server.port)]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(r.stderr.contains("sse+http://"), "{}", r.describe());
+    // The legacy SSE wire pointed at a Streamable HTTP server: no event stream there.
+    let http = everything_http();
+    let r = check(&["--target", &format!("sse+{}", http.url())]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(r.stderr.contains("cause:"), "{}", r.describe());
+}
+
+#[test]
+fn the_reference_server_speaks_both_eras_over_http() {
+    let server = reference_http();
+    for (version, era) in [("2026-07-28", "stateless"), ("2025-06-18", "session")] {
+        let toml = format!(
+            "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\nurl = \"{}\"\nprotocol_version = \"{version}\"\n[workload]\nvus = 3\n{}",
+            server.url(),
+            reference_mix()
+        );
+        let r = run_scenario(&toml, &["--no-progress"]);
+        assert_all_ok(&r, 30.0);
+        let t = &r.report()["target"];
+        assert_eq!(t["protocol_version"], version, "{}", r.describe());
+        assert_eq!(t["era"], era, "{}", r.describe());
+        assert_eq!(t["server_name"], "mcpstorm-reference");
+    }
+}
+
+#[test]
+fn the_reference_server_speaks_the_stateless_era_over_stdio() {
+    let toml = "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\ntransport = \"embedded-stdio\"\nprotocol_version = \"2026-07-28\"\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = { message = \"hi\" }\n[[mix]]\nop = \"ping\"\n";
+    let r = run_scenario(toml, &["--no-progress"]);
+    assert_all_ok(&r, 20.0);
+    assert_eq!(r.report()["target"]["era"], "stateless");
+    let warnings = r.report()["warnings"].to_string();
+    assert!(
+        warnings.contains("sent as `server/discover`"),
+        "ping has no place in 2026-07-28 and the report says what was sent: {warnings}"
+    );
+}
+
+#[test]
+fn fastmcp_runs_in_the_stateless_era_and_auto_finds_it() {
+    let server = python_http();
+    let toml = format!(
+        "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\nurl = \"{}\"\nprotocol_version = \"2026-07-28\"\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = {{ message = \"hi {{{{seq}}}}\" }}\n[[mix]]\nop = \"tools/call\"\ntool = \"add\"\narguments = {{ a = 1, b = 2 }}\n",
+        server.url()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_all_ok(&r, 10.0);
+    assert_eq!(r.report()["target"]["server_name"], "py-fixture");
+    assert_eq!(r.report()["target"]["era"], "stateless");
+    let r = check(&["--target", &server.url(), "--protocol-version", "auto"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.stdout.contains("protocol:  2026-07-28"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn auto_detects_each_era() {
+    // A dual-era server is reached in the newest era.
+    let dual = reference_http();
+    let r = check(&["--target", &dual.url(), "--protocol-version", "auto"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.stdout.contains("protocol:  2026-07-28 (stateless"),
+        "{}",
+        r.describe()
+    );
+    // Session-era servers: the reference server narrowed to them, server-everything over
+    // Streamable HTTP and over legacy SSE.
+    let legacy = reference_http_with(&["--protocol-versions", "2025-11-25,2025-06-18"]);
+    let everything = everything_http();
+    let sse = everything_sse();
+    for target in [
+        legacy.url(),
+        everything.url(),
+        format!("sse+http://127.0.0.1:{}/sse", sse.port),
+    ] {
+        let r = check(&["--target", &target, "--protocol-version", "auto"]);
+        assert_eq!(r.code, 0, "{target}: {}", r.describe());
+        assert!(
+            r.stdout.contains("protocol:  2025-11-25 (session"),
+            "{target}: {}",
+            r.describe()
+        );
+    }
+    // A stateless-only server: auto finds 2026-07-28 in a run, and the report says so.
+    let modern = reference_http_with(&["--protocol-versions", "2026-07-28"]);
+    let toml = format!(
+        "duration = \"1s\"\n[target]\nurl = \"{}\"\nprotocol_version = \"auto\"\n[workload]\nvus = 2\n[[mix]]\nop = \"tools/call\"\ntool = \"echo\"\narguments = {{ message = \"x\" }}\n",
+        modern.url()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_all_ok(&r, 5.0);
+    assert_eq!(r.report()["target"]["protocol_version"], "2026-07-28");
+}
+
+#[test]
+fn a_refused_revision_is_named_in_the_diagnosis() {
+    let modern = reference_http_with(&["--protocol-versions", "2026-07-28"]);
+    let r = check(&[
+        "--target",
+        &modern.url(),
+        "--protocol-version",
+        "2025-11-25",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("does not speak protocol revision 2025-11-25")
+            && r.stderr.contains("2026-07-28"),
+        "{}",
+        r.describe()
+    );
+    let legacy = reference_http_with(&["--protocol-versions", "2025-11-25"]);
+    let r = check(&[
+        "--target",
+        &legacy.url(),
+        "--protocol-version",
+        "2026-07-28",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("does not speak protocol revision 2026-07-28")
+            && r.stderr.contains("auto"),
+        "{}",
+        r.describe()
+    );
+    let everything = everything_http();
+    let r = check(&[
+        "--target",
+        &everything.url(),
+        "--protocol-version",
+        "2026-07-28",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("does not speak protocol revision 2026-07-28"),
+        "{}",
+        r.describe()
+    );
+    // A bad value is a usage error that lists what is accepted.
+    let r = check(&[
+        "--target",
+        &legacy.url(),
+        "--protocol-version",
+        "2030-01-01",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr.contains("auto") && r.stderr.contains("2026-07-28"),
+        "{}",
+        r.describe()
+    );
+}
