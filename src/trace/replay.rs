@@ -312,10 +312,12 @@ pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
         _ => Arc::new(StderrLog::default()),
     };
     let sessions = trace.sessions.len() * opts.copies;
+    let protocol = crate::session::Protocol::parse(&trace.header.protocol_version)
+        .map_err(|e| Error::Usage(format!("{}:1: protocol_version: {e}", opts.trace.display())))?;
     let connector = Arc::new(
         Connector::new(
             &target,
-            &trace.header.protocol_version,
+            &protocol,
             opts.timeout,
             stderr_log,
             sessions.max(1),
