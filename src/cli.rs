@@ -136,6 +136,9 @@ pub enum Command {
         /// Write JUnit XML (one test case per criterion) to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write the HTML report (one self-contained file) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Compare two reports per operation; exit 1 when NEW regressed past the thresholds.
     Compare {
@@ -370,11 +373,19 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             println!("{}", crate::trace::replay::render(&report));
             Ok(if report.divergences == 0 { 0 } else { 1 })
         }
-        Command::Report { report, junit } => {
+        Command::Report {
+            report,
+            junit,
+            html,
+        } => {
             let r = crate::report::compare::load(&report).map_err(Error::Usage)?;
             println!("{}", crate::report::summary::render(&r, Some(&report)));
             if let Some(path) = junit {
                 r.write_junit(&path)?;
+            }
+            if let Some(path) = html {
+                r.write_html(&path)?;
+                println!("html:    {}", path.display());
             }
             Ok(0)
         }

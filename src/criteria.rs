@@ -244,12 +244,9 @@ impl Criterion {
             ),
             Metric::Recovery(stat) => fault_stat(r, stat, |x| x.recovered_after_ms),
             Metric::Detection(stat) => fault_stat(r, stat, |x| x.detected_after_ms),
-            Metric::Unrecovered => Some(
-                r.recoveries
-                    .iter()
-                    .filter(|x| x.detected_after_ms.is_some() && x.recovered_after_ms.is_none())
-                    .count() as f64,
-            ),
+            Metric::Unrecovered => {
+                Some(r.recoveries.iter().filter(|x| x.unrecovered()).count() as f64)
+            }
             Metric::LostWrites => r.checks.ledger.as_ref().map(|l| l.lost_writes as f64),
             Metric::RssGrowth => r.leaks.as_ref().map(|l| l.rss_mb_per_h),
             Metric::FdGrowth => r.leaks.as_ref().map(|l| l.open_files_per_h),

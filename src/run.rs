@@ -452,7 +452,13 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     report.write_junit(&opts.out.join("junit.xml"))?;
-    println!("{}", crate::report::summary::render(&report, Some(&path)));
+    let html = opts.out.join("report.html");
+    report.write_html(&html)?;
+    println!(
+        "{}html:    {}",
+        crate::report::summary::render(&report, Some(&path)),
+        html.display()
+    );
     if let Some(exporter) = exporter {
         exporter.finish(opts.metrics_linger).await;
     }
@@ -712,7 +718,10 @@ fn build_report(
         faults,
         recoveries,
         supervisor,
-        checks: crate::report::Checks { ledger },
+        checks: crate::report::Checks {
+            ledger,
+            ..Default::default()
+        },
         security,
         alerts: vec![],
         client,

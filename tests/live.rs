@@ -172,6 +172,9 @@ fn dashboard_draws_updates_shows_alerts_and_q_stops_with_a_report() {
     pane.keys("q");
     let code = exit_code(dir.path(), Duration::from_secs(60));
     let rep = report(dir.path());
+    for written in ["junit.xml", "report.html"] {
+        assert!(dir.path().join(written).exists(), "{written} not written");
+    }
     let verdict_code = if rep["verdict"] == "PASS" { 0 } else { 1 };
     assert_eq!(code, verdict_code, "exit per verdict: {rep:#}");
     assert!(

@@ -258,3 +258,132 @@ fn a_refused_revision_is_named_in_the_diagnosis() {
         r.describe()
     );
 }
+
+#[test]
+fn plain_websocket_reaches_the_reference_server_in_both_eras() {
+    let server = reference_http();
+    let ws = format!("ws://127.0.0.1:{}/ws", server.port);
+    for (version, era) in [("2025-11-25", "session"), ("2026-07-28", "stateless")] {
+        let toml = format!(
+            "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\nurl = \"{ws}\"\nprotocol_version = \"{version}\"\n[workload]\nvus = 4\n{}",
+            reference_mix()
+        );
+        let r = run_scenario(&toml, &["--no-progress"]);
+        assert_all_ok(&r, 50.0);
+        let t = &r.report()["target"];
+        assert_eq!(t["transport"], "websocket");
+        assert_eq!(
+            (t["protocol_version"].as_str(), t["era"].as_str()),
+            (Some(version), Some(era))
+        );
+    }
+    let r = check(&["--target", &ws, "--protocol-version", "auto"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.stdout.contains("protocol:  2026-07-28"),
+        "{}",
+        r.describe()
+    );
+}
+
+fn daemon_scenario(port: u16, extra_mix: &str) -> String {
+    format!(
+        r#"duration = "2s"
+criteria = ["success_rate{{tool=echo}} == 1", "success_rate{{tool=add}} == 1"]
+[target]
+transport = "websocket"
+url = "ws://127.0.0.1:{port}/"
+[target.framing]
+token = "{{{{env.DAEMON_TOKEN}}}}"
+hello = {{ send = {{ op = "hello", token = "{{{{token}}}}" }}, expect = {{ op = "hello_ack" }} }}
+[target.framing.requests."tools/call"]
+op = "call_tool"
+request_id = "{{{{id}}}}"
+name = "{{{{params.name}}}}"
+arguments = "{{{{params.arguments}}}}"
+[target.framing.response]
+id = "request_id"
+result = "result"
+error = "error"
+error_code = "error.code"
+error_message = "error.message"
+[workload]
+vus = 4
+[[mix]]
+op = "tools/call"
+tool = "echo"
+weight = 2
+arguments = {{ message = "m-{{{{vu}}}}-{{{{seq}}}}" }}
+check = "structured.echo == message"
+[[mix]]
+op = "tools/call"
+tool = "add"
+arguments = {{ a = "{{{{seq}}}}", b = 7 }}
+check = "structured.sum == a + b"
+{extra_mix}"#
+    )
+}
+
+#[test]
+fn a_custom_websocket_envelope_carries_load_with_right_answers() {
+    let daemon = ws_daemon("tok-123");
+    let nope = "[[mix]]\nop = \"tools/call\"\ntool = \"nope\"\narguments = {}\n";
+    let r = run_scenario_env(
+        &daemon_scenario(daemon.port, nope),
+        &["--no-progress"],
+        &[("DAEMON_TOKEN", "tok-123")],
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let rep = r.report();
+    assert_eq!(rep["target"]["era"], "framing");
+    assert_eq!(rep["target"]["transport"], "websocket");
+    for tool in ["echo", "add"] {
+        let ok = rep["latency_ms"]["by_tool"][tool]["ok"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(ok >= 50, "{tool}: {ok} ok\n{}", r.describe());
+    }
+    // The daemon's own error for an unknown tool, with its code, and nothing else failed:
+    // answers were matched to their requests (checks would fail on a crossed answer) and its
+    // event frames were skipped.
+    assert!(r.error_count("jsonrpc_404") > 0, "{}", r.describe());
+    assert_eq!(r.error_count("wrong_answer"), 0, "{}", r.describe());
+    assert_eq!(
+        r.total("failed") as u64,
+        r.error_count("jsonrpc_404"),
+        "{}",
+        r.describe()
+    );
+    let shown = rep["scenario"].to_string();
+    assert!(
+        !shown.contains("tok-123"),
+        "the token is not in the report: {shown}"
+    );
+}
+
+#[test]
+fn a_wrong_token_in_the_hello_is_a_clear_error() {
+    let daemon = ws_daemon("tok-123");
+    let r = run_scenario_env(
+        &daemon_scenario(daemon.port, ""),
+        &["--no-progress"],
+        &[("DAEMON_TOKEN", "not-the-token")],
+    );
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(
+        r.stderr.contains("hello was refused")
+            && r.stderr.contains("bad token")
+            && r.stderr.contains("target.framing.token"),
+        "{}",
+        r.describe()
+    );
+    // No token in the environment at all: a scenario error naming the key, before any
+    // connection.
+    let r = run_scenario(&daemon_scenario(daemon.port, ""), &["--no-progress"]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr.contains("target.framing.token") && r.stderr.contains("DAEMON_TOKEN"),
+        "{}",
+        r.describe()
+    );
+}

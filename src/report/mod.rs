@@ -5,6 +5,7 @@
 //! that the recorder did not produce.
 
 pub mod compare;
+pub mod html;
 pub mod junit;
 pub mod summary;
 
@@ -194,6 +195,10 @@ pub struct Checks {
     /// Acknowledged writes read back after the run; absent when the scenario has no ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::check::ledger::LedgerReport>,
+    /// Checks this version does not know (a report from a newer mcpstorm), kept so that
+    /// `mcpstorm report` still shows them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// One fault as it happened.
@@ -242,6 +247,20 @@ pub struct ClientReport {
     pub max_rss_mb: f64,
 }
 
+impl RecoveryRecord {
+    /// The failure was seen and service never came back before the run ended.
+    pub fn unrecovered(&self) -> bool {
+        self.detected_after_ms.is_some() && self.recovered_after_ms.is_none()
+    }
+}
+
+impl FaultRecord {
+    /// In effect at `t` seconds into the run.
+    pub fn active_at(&self, t: f64) -> bool {
+        self.applied && self.at_s <= t && t < self.ended_at_s
+    }
+}
+
 impl OpFigures {
     pub fn success_rate(&self) -> Option<f64> {
         fraction(self.ok, self.calls)
@@ -276,6 +295,13 @@ impl Report {
 
     pub fn write_junit(&self, path: &Path) -> Result<(), crate::error::Error> {
         std::fs::write(path, junit::render(self)).map_err(|source| crate::error::Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })
+    }
+
+    pub fn write_html(&self, path: &Path) -> Result<(), crate::error::Error> {
+        std::fs::write(path, html::render(self)).map_err(|source| crate::error::Error::Io {
             what: format!("writing {}", path.display()),
             source,
         })

@@ -132,6 +132,16 @@ pub fn everything_sse() -> Proc {
     spawn_http(cmd, port, "server-everything (sse)")
 }
 
+/// The custom-envelope WebSocket daemon (tests/fixtures/ws_daemon.py) with `token`.
+pub fn ws_daemon(token: &str) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("ws_daemon.py"))
+        .arg(port.to_string())
+        .env("DAEMON_TOKEN", token);
+    spawn_http(cmd, port, "the WebSocket daemon")
+}
+
 pub fn everything_http() -> Proc {
     let port = free_port();
     let mut cmd = Command::new("node");
@@ -224,9 +234,23 @@ pub fn run_scenario(toml: &str, extra: &[&str]) -> RunResult {
     )
 }
 
+/// `run_scenario` with extra environment variables for mcpstorm.
+pub fn run_scenario_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> RunResult {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, toml).expect("write scenario");
+    let args = [&["run", path.to_str().unwrap_or_default()], extra].concat();
+    run_args_env(&args, dir, env)
+}
+
 pub fn run_args(args: &[&str], dir: tempfile::TempDir) -> RunResult {
+    run_args_env(args, dir, &[])
+}
+
+fn run_args_env(args: &[&str], dir: tempfile::TempDir, env: &[(&str, &str)]) -> RunResult {
     let out = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .arg("--out")
         .arg(dir.path())
         .env("MCPSTORM_EXE", BIN)
