@@ -37,6 +37,11 @@ pub enum Command {
         /// 2025-06-18, 2025-03-26 or 2024-11-05.
         #[arg(long)]
         protocol_version: Option<String>,
+        /// Run the workload once per protocol revision and print them side by side (reports
+        /// in OUT/REVISION/, the table in OUT/matrix.json); =LIST for some revisions only,
+        /// e.g. --protocol-matrix=2026-07-28,2025-11-25.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "REVISIONS")]
+        protocol_matrix: Option<String>,
         /// An HTTP header for every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
@@ -256,6 +261,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             preset,
             target,
             protocol_version,
+            protocol_matrix,
             headers,
             duration,
             vus,
@@ -317,7 +323,12 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics_linger,
                 server_exe,
                 record,
+                exact_protocol: false,
             };
+            if let Some(list) = protocol_matrix {
+                let revisions = crate::matrix::parse_revisions(&list).map_err(Error::Usage)?;
+                return crate::matrix::run(opts, &revisions).await;
+            }
             let report = crate::run::run(opts).await?;
             Ok(if report.verdict == crate::report::Verdict::Pass {
                 0

@@ -15,6 +15,7 @@ pub mod faults;
 pub mod jsonrpc;
 pub mod leaks;
 pub mod live;
+pub mod matrix;
 pub mod metrics;
 pub mod pressure;
 pub mod probe;

@@ -57,6 +57,9 @@ pub struct RunOptions {
     pub server_exe: Option<PathBuf>,
     /// Write the workload's traffic to a trace (`--record`).
     pub record: Option<crate::trace::record::RecordOptions>,
+    /// Refuse to run when the server settles on another revision than the one asked for
+    /// (the protocol matrix measures each revision, not what a server falls back to).
+    pub exact_protocol: bool,
 }
 
 /// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
@@ -134,6 +137,23 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
+    if let (true, crate::session::Protocol::Revision(asked)) = (opts.exact_protocol, &plan.protocol)
+        && *asked != info.protocol_version
+    {
+        first.close().await;
+        let refused = crate::error::CallError::RevisionRefused {
+            revision: asked.clone(),
+            detail: format!(
+                "the server answered initialize with {} instead",
+                info.protocol_version
+            ),
+        };
+        return Err(Error::Target(diagnose(
+            &describe,
+            &refused,
+            plan.workload.timeout,
+        )));
+    }
     let mut warnings = Vec::new();
     let (mix, tools) = match &plan.mix {
         Some(specs) => {
