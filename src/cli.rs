@@ -74,6 +74,43 @@ pub enum Command {
         /// The binary that serves the embedded target (default: this one; env MCPSTORM_EXE).
         #[arg(long, hide = true)]
         server_exe: Option<PathBuf>,
+        /// Write the workload's traffic to this JSONL trace, for `mcpstorm replay`.
+        #[arg(long, value_name = "TRACE")]
+        record: Option<PathBuf>,
+        /// With --record: record one session in N (1 records every session).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        record_every: u64,
+        /// With --record: stop writing the trace past this size (e.g. 100MB, 512KB).
+        #[arg(long, default_value = "100MB", value_parser = parse_size, value_name = "SIZE")]
+        record_max: u64,
+    },
+    /// Replay a recorded trace against a server and report where its answers diverge.
+    Replay {
+        /// A trace written by `mcpstorm run --record`.
+        trace: PathBuf,
+        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        #[arg(long)]
+        target: String,
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// recorded: each request at its recorded time; fast: each as soon as the previous answered.
+        #[arg(long, default_value = "recorded", value_parser = ["recorded", "fast"])]
+        pace: String,
+        /// Replay the whole trace this many times in parallel.
+        #[arg(long, default_value_t = 1)]
+        copies: usize,
+        /// A JSON pointer into each answer to leave out of the comparison, like
+        /// /structuredContent/timestamp or /content/*/text (repeatable; /_meta always).
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// How long to wait for each answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Folder for replay.json.
+        #[arg(long, default_value = "mcpstorm-out")]
+        out: PathBuf,
+        #[arg(long, hide = true)]
+        server_exe: Option<PathBuf>,
     },
     /// Preflight a target: reach it, shake hands, list tools/resources/prompts; or say why not.
     Check {
@@ -174,6 +211,23 @@ pub enum Command {
     },
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((t, 1));
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("`{s}` is not a size; write it like 100MB, 512KB or 1GB"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|_| format!("`{s}` is not a duration; write it like 500ms, 30s or 5m"))
@@ -220,7 +274,20 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             metrics_addr,
             metrics_linger,
             server_exe,
+            record,
+            record_every,
+            record_max,
         } => {
+            if record_every == 0 {
+                return Err(Error::Usage(
+                    "--record-every must be at least 1 (1 records every session)".into(),
+                ));
+            }
+            let record = record.map(|path| crate::trace::record::RecordOptions {
+                path,
+                every: record_every,
+                max_bytes: record_max,
+            });
             let target = match target {
                 Some(t) => Some(TargetSpec::parse_flag(&t, &headers).map_err(Error::Usage)?),
                 None if !headers.is_empty() => {
@@ -257,6 +324,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics_addr,
                 metrics_linger,
                 server_exe,
+                record,
                 exact_protocol: false,
             };
             if let Some(list) = protocol_matrix {
@@ -286,6 +354,37 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     .await?;
             println!("{text}");
             Ok(0)
+        }
+        Command::Replay {
+            trace,
+            target,
+            headers,
+            pace,
+            copies,
+            ignore,
+            timeout,
+            out,
+            server_exe,
+        } => {
+            let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
+            let opts = crate::trace::replay::ReplayOptions {
+                trace,
+                target,
+                pace: if pace == "fast" {
+                    crate::trace::replay::Pace::Fast
+                } else {
+                    crate::trace::replay::Pace::Recorded
+                },
+                copies,
+                ignore,
+                timeout,
+                out,
+                server_exe,
+                progress: true,
+            };
+            let report = crate::trace::replay::replay(opts).await?;
+            println!("{}", crate::trace::replay::render(&report));
+            Ok(if report.divergences == 0 { 0 } else { 1 })
         }
         Command::Report {
             report,

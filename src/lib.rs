@@ -27,6 +27,7 @@ pub mod scenario;
 pub mod server;
 pub mod session;
 pub mod target;
+pub mod trace;
 pub(crate) mod transport;
 pub mod workload;
 

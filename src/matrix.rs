@@ -96,6 +96,11 @@ pub async fn run(opts: RunOptions, revisions: &[String]) -> Result<u8, Error> {
         one.tui = false;
         one.exact_protocol = true;
         one.metrics_addr = None;
+        // One trace per revision, beside its report, rather than each overwriting the last.
+        if let Some(r) = one.record.as_mut() {
+            let name = r.path.file_name().map(std::ffi::OsStr::to_os_string);
+            r.path = one.out.join(name.unwrap_or_else(|| "trace.jsonl".into()));
+        }
         rows.push(match crate::run::run(one).await {
             Ok(report) => row(revision, &report),
             Err(Error::Target(d)) => refused(revision, d.cause.clone()),

@@ -55,6 +55,8 @@ pub struct RunOptions {
     /// After the run, keep `/metrics` up until scraped once or this long.
     pub metrics_linger: Duration,
     pub server_exe: Option<PathBuf>,
+    /// Write the workload's traffic to a trace (`--record`).
+    pub record: Option<crate::trace::record::RecordOptions>,
     /// Refuse to run when the server settles on another revision than the one asked for
     /// (the protocol matrix measures each revision, not what a server falls back to).
     pub exact_protocol: bool,
@@ -227,6 +229,20 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         ));
     }
 
+    let trace = match &opts.record {
+        Some(r) => {
+            let header = crate::trace::record::TraceWriter::header(
+                &describe,
+                plan.target.transport_name(),
+                &info,
+            );
+            Some(Arc::new(
+                crate::trace::record::TraceWriter::create(r, &header).map_err(Error::Usage)?,
+            ))
+        }
+        None => None,
+    };
+
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
     let shared = Arc::new(Shared {
@@ -241,6 +257,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         seq: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         ledger: ledger.clone(),
+        trace: trace.clone(),
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
     });
@@ -405,6 +422,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         None => None,
     };
+    if let Some(t) = &trace {
+        warnings.extend(t.finish());
+        if opts.progress {
+            eprintln!(
+                "mcpstorm: recorded {} sessions to {}",
+                t.sessions_recorded(),
+                t.path().display()
+            );
+        }
+    }
     let cut_off = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
     if cut_off > 0 {
         warnings.push(format!(
