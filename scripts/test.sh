@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm ci --prefix tests/fixtures/node --no-audit --no-fund --loglevel=error
-python3 -m pip install --quiet --disable-pip-version-check 'mcp==2.3.0'
+python3 -m pip install --quiet --disable-pip-version-check 'mcp==2.3.0' 'websockets>=14'
 
 cargo test --all-targets -- --test-threads=1

@@ -301,10 +301,41 @@ impl AlertConfig {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Observation<'a> {
     pub point: Option<&'a SecondPoint>,
-    /// The health probe's latest answer; `None` when no probe runs.
-    pub probe_ok: Option<bool>,
+    /// The health probe over the same second; `None` when no probe runs or it has not
+    /// answered yet.
+    pub probe: Option<ProbeWindow>,
     /// The target's memory limit in MB, if known.
     pub rss_limit_mb: Option<f64>,
+}
+
+/// The probe's answers since the previous observation. The probe logs only the moments its
+/// answer changed, and a failure that recovered within the second must still count, so the
+/// window is read from the changes, not from the latest answer alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeWindow {
+    /// When the probe first failed in the window (or the failure it was already in).
+    pub failed_at: Option<f64>,
+    /// When it last became healthy, if it was healthy at the end of the window.
+    pub healthy_since: Option<f64>,
+}
+
+impl ProbeWindow {
+    /// From the probe log's changes, of which the first `seen` were read before; `None` when
+    /// the probe has said nothing yet.
+    pub fn of(changes: &[(f64, bool)], seen: usize) -> Option<ProbeWindow> {
+        let seen = seen.min(changes.len());
+        let before = seen.checked_sub(1).map(|i| changes[i]);
+        let new = &changes[seen..];
+        let last = new.last().copied().or(before)?;
+        let failed_at = match before {
+            Some((t, false)) => Some(t),
+            _ => new.iter().find(|(_, ok)| !ok).map(|(t, _)| *t),
+        };
+        Some(ProbeWindow {
+            failed_at,
+            healthy_since: last.1.then_some(last.0),
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -344,25 +375,33 @@ impl Alerts {
             let Some(v) = figure(rule.metric, &o) else {
                 continue;
             };
+            let probe = rule.metric == AlertMetric::ProbeFailed;
             if !rule.breached(v) {
                 state.breach_since = None;
                 if let Some(i) = state.firing.take() {
-                    records[i].ended_at_s = Some(now_s);
+                    // The probe knows the moment it was healthy again; a per-second figure
+                    // only that this second was fine.
+                    let end = match (probe, o.probe.and_then(|p| p.healthy_since)) {
+                        (true, Some(t)) => t.min(now_s),
+                        _ => now_s,
+                    };
+                    records[i].ended_at_s = Some(end.max(records[i].at_s));
                 }
                 continue;
             }
             // A per-second figure covers the second before `now_s`; the probe is a moment.
-            let start = if rule.metric == AlertMetric::ProbeFailed {
-                now_s
-            } else {
-                (now_s - 1.0).max(0.0)
+            let start = match (probe, o.probe.and_then(|p| p.failed_at)) {
+                (true, Some(t)) => t.min(now_s),
+                _ => (now_s - 1.0).max(0.0),
             };
             let since = *state.breach_since.get_or_insert(start);
-            if state.firing.is_none() && now_s - since >= rule.hold.as_secs_f64() - 1e-9 {
+            let hold = rule.hold.as_secs_f64();
+            if state.firing.is_none() && now_s - since >= hold - 1e-9 {
                 let record = AlertRecord {
                     rule: rule.name.clone(),
                     severity: rule.severity.as_str().to_string(),
-                    at_s: now_s,
+                    // When the condition had held `for` long enough, not when this tick saw it.
+                    at_s: (since + hold).min(now_s),
                     ended_at_s: None,
                     message: message(rule, v, now_s - since),
                 };
@@ -394,16 +433,18 @@ impl Alerts {
 
 fn figure(metric: AlertMetric, o: &Observation<'_>) -> Option<f64> {
     if metric == AlertMetric::ProbeFailed {
-        return o.probe_ok.map(|ok| if ok { 0.0 } else { 1.0 });
+        return o
+            .probe
+            .map(|p| if p.failed_at.is_some() { 1.0 } else { 0.0 });
     }
     let p = o.point?;
     match metric {
-        AlertMetric::ErrorRate => (p.calls > 0).then(|| p.failed as f64 / p.calls as f64),
+        AlertMetric::ErrorRate => p.error_rate(),
         AlertMetric::Rps => Some(p.calls as f64),
         // Latency is of successful calls; a second without one has no latency.
-        AlertMetric::P50 => (p.ok > 0).then_some(p.p50_ms),
-        AlertMetric::P95 => (p.ok > 0).then_some(p.p95_ms),
-        AlertMetric::P99 => (p.ok > 0).then_some(p.p99_ms),
+        AlertMetric::P50 => p.has_latency().then_some(p.p50_ms),
+        AlertMetric::P95 => p.has_latency().then_some(p.p95_ms),
+        AlertMetric::P99 => p.has_latency().then_some(p.p99_ms),
         AlertMetric::RssMb => p.target_rss_mb,
         AlertMetric::RssPct => match (p.target_rss_mb, o.rss_limit_mb) {
             (Some(rss), Some(limit)) if limit > 0.0 => Some(rss * 100.0 / limit),
@@ -479,7 +520,7 @@ mod tests {
         fn o(p: &SecondPoint) -> Observation<'_> {
             Observation {
                 point: Some(p),
-                probe_ok: Some(true),
+                probe: ProbeWindow::of(&[(0.0, true)], 0),
                 rss_limit_mb: None,
             }
         }
@@ -520,21 +561,65 @@ mod tests {
             1.0,
             Observation {
                 point: Some(&p),
-                probe_ok: Some(false),
+                probe: ProbeWindow::of(&[(0.0, true), (0.3, false), (0.6, true)], 0),
                 rss_limit_mb: None,
             },
         );
-        assert_eq!(raised.len(), 1);
+        assert_eq!(
+            raised.len(),
+            1,
+            "a failure recovered within the second still counts"
+        );
         assert_eq!(raised[0].severity, "critical");
+        assert_eq!(
+            raised[0].at_s, 0.3,
+            "timed at the failed probe, not at the tick"
+        );
         let alerts = Alerts::new(vec![
             AlertRule::parse("rss", "rss_pct > 80%", Duration::ZERO, Severity::Warning).unwrap(),
         ]);
         let with_limit = Observation {
             point: Some(&p),
-            probe_ok: None,
+            probe: None,
             rss_limit_mb: Some(1000.0),
         };
         assert_eq!(alerts.observe(1.0, with_limit).len(), 1);
+    }
+
+    #[test]
+    fn probe_windows_read_every_change_since_the_last_look() {
+        let changes = [(0.1, true), (2.2, false), (2.5, true), (4.0, false)];
+        assert_eq!(ProbeWindow::of(&[], 0), None, "nothing said yet");
+        let w = ProbeWindow::of(&changes[..1], 0).unwrap();
+        assert_eq!((w.failed_at, w.healthy_since), (None, Some(0.1)));
+        // Nothing new, still healthy.
+        assert_eq!(ProbeWindow::of(&changes[..1], 1).unwrap().failed_at, None);
+        let w = ProbeWindow::of(&changes[..3], 1).unwrap();
+        assert_eq!((w.failed_at, w.healthy_since), (Some(2.2), Some(2.5)));
+        let w = ProbeWindow::of(&changes, 3).unwrap();
+        assert_eq!((w.failed_at, w.healthy_since), (Some(4.0), None));
+        // Still failing, nothing new: the failure goes on.
+        assert_eq!(ProbeWindow::of(&changes, 4).unwrap().failed_at, Some(4.0));
+
+        let alerts = Alerts::new(default_rules());
+        let probe = |known: usize, seen| Observation {
+            point: None,
+            probe: ProbeWindow::of(&changes[..known], seen),
+            rss_limit_mb: None,
+        };
+        assert!(alerts.observe(1.0, probe(1, 0)).is_empty());
+        // The probe failed at 2.2 and was back at 2.5, between two looks: an alert all the same,
+        // and it ended when the probe recovered.
+        let raised = alerts.observe(3.0, probe(3, 1));
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].at_s, 2.2);
+        assert_eq!(
+            alerts.records()[0].ended_at_s,
+            None,
+            "ends on the next healthy look"
+        );
+        alerts.observe(4.0, probe(3, 3));
+        assert_eq!(alerts.records()[0].ended_at_s, Some(2.5));
     }
 
     #[test]

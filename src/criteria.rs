@@ -20,6 +20,10 @@ pub enum Metric {
     DroppedIterations,
     SessionsLost,
     Errors,
+    /// Failed response checks and outputSchema mismatches (`errors{kind=wrong_answer}`).
+    WrongAnswers,
+    /// Probe findings that failed (`security` entries with outcome `fail`).
+    Findings,
     Latency(Stat),
     /// Fault → first success after the failure was seen, over all faults (ms).
     Recovery(Stat),
@@ -88,7 +92,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, findings, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -151,6 +155,8 @@ impl Criterion {
             "dropped_iterations" => Metric::DroppedIterations,
             "sessions_lost" => Metric::SessionsLost,
             "errors" => Metric::Errors,
+            "wrong_answers" => Metric::WrongAnswers,
+            "findings" => Metric::Findings,
             "p50" | "median" => Metric::Latency(Stat::P50),
             "p90" => Metric::Latency(Stat::P90),
             "p95" => Metric::Latency(Stat::P95),
@@ -195,6 +201,8 @@ impl Criterion {
                 Metric::Rps
                 | Metric::DroppedIterations
                 | Metric::SessionsLost
+                | Metric::WrongAnswers
+                | Metric::Findings
                 | Metric::Recovery(_)
                 | Metric::Detection(_)
                 | Metric::Unrecovered
@@ -230,12 +238,8 @@ impl Criterion {
             }
         };
         match self.metric {
-            Metric::SuccessRate => ops(&self.selector)
-                .filter(|f| f.calls > 0)
-                .map(|f| f.ok as f64 / f.calls as f64),
-            Metric::ErrorRate => ops(&self.selector)
-                .filter(|f| f.calls > 0)
-                .map(|f| f.failed as f64 / f.calls as f64),
+            Metric::SuccessRate => ops(&self.selector).and_then(|f| f.success_rate()),
+            Metric::ErrorRate => ops(&self.selector).and_then(|f| f.error_rate()),
             Metric::Calls => ops(&self.selector).map(|f| f.calls as f64),
             Metric::Ok => ops(&self.selector).map(|f| f.ok as f64),
             Metric::Failed => ops(&self.selector).map(|f| f.failed as f64),
@@ -254,14 +258,20 @@ impl Criterion {
                 // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
                 _ => r.errors.iter().map(|e| e.count as f64).sum::<f64>() + 0.0,
             }),
+            Metric::WrongAnswers => Some(
+                r.errors
+                    .iter()
+                    .filter(|e| e.kind == "wrong_answer" || e.family == "wrong_answer")
+                    .map(|e| e.count as f64)
+                    .sum::<f64>()
+                    + 0.0,
+            ),
+            Metric::Findings => Some(r.security.iter().filter(|f| f.failed()).count() as f64),
             Metric::Recovery(stat) => fault_stat(r, stat, |x| x.recovered_after_ms),
             Metric::Detection(stat) => fault_stat(r, stat, |x| x.detected_after_ms),
-            Metric::Unrecovered => Some(
-                r.recoveries
-                    .iter()
-                    .filter(|x| x.detected_after_ms.is_some() && x.recovered_after_ms.is_none())
-                    .count() as f64,
-            ),
+            Metric::Unrecovered => {
+                Some(r.recoveries.iter().filter(|x| x.unrecovered()).count() as f64)
+            }
             Metric::LostWrites => r.checks.ledger.as_ref().map(|l| l.lost_writes as f64),
             Metric::RssGrowth => r.leaks.as_ref().map(|l| l.rss_mb_per_h),
             Metric::FdGrowth => r.leaks.as_ref().map(|l| l.open_files_per_h),
@@ -416,6 +426,9 @@ mod tests {
         let c = Criterion::parse("p99{tool=echo} <= 250us").unwrap();
         assert_eq!(c.selector, Some(Selector::Tool("echo".into())));
         assert_eq!(c.threshold, 0.25);
+        let c = Criterion::parse("wrong_answers == 0").unwrap();
+        assert_eq!((c.metric, c.threshold), (Metric::WrongAnswers, 0.0));
+        assert!(Criterion::parse("wrong_answers{tool=add} == 0").is_err());
         let c = Criterion::parse("errors{kind=timeout} == 0").unwrap();
         assert_eq!(c.selector, Some(Selector::Kind("timeout".into())));
         assert_eq!(Criterion::parse("error_rate < 1%").unwrap().threshold, 0.01);

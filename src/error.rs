@@ -30,8 +30,16 @@ pub enum CallError {
     ToolError { text: String },
     #[error("protocol violation: {detail}")]
     Protocol { detail: String },
-    #[error("the server no longer knows our session (HTTP 404 for Mcp-Session-Id {session_id})")]
-    SessionLost { session_id: String },
+    /// The session is gone: HTTP 404 for our `Mcp-Session-Id`, or the stream or socket that
+    /// carried it (legacy SSE, WebSocket) ended.
+    #[error("the server no longer knows our session ({detail})")]
+    SessionLost { detail: String },
+    /// The server does not speak the protocol revision we asked for.
+    #[error("the server does not speak protocol revision {revision}: {detail}")]
+    RevisionRefused { revision: String, detail: String },
+    /// A custom WebSocket framing's hello exchange was answered with something else.
+    #[error("the hello exchange was refused: {detail}")]
+    HelloRefused { detail: String },
     #[error("server process exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
     ProcessExited {
         code: Option<i32>,
@@ -41,6 +49,12 @@ pub enum CallError {
     Spawn { command: String, detail: String },
     #[error("connection failed: {detail}")]
     Connection { detail: String },
+    /// The answer came, on time, and was wrong: a scenario check or literal failed.
+    #[error("wrong answer: {detail}")]
+    WrongAnswer { detail: String },
+    /// `structuredContent` does not match the tool's declared `outputSchema`.
+    #[error("structuredContent does not match the tool's outputSchema: {detail}")]
+    SchemaMismatch { detail: String },
 }
 
 /// The class of a failed call, as it appears in the report's error taxonomy.
@@ -55,9 +69,13 @@ pub enum ErrorKind {
     ToolError,
     Protocol,
     SessionLost,
+    RevisionRefused,
+    HelloRefused,
     ProcessExited,
     Spawn,
     Connection,
+    WrongAnswer,
+    SchemaMismatch,
 }
 
 impl ErrorKind {
@@ -73,17 +91,23 @@ impl ErrorKind {
             ErrorKind::ToolError => "tool_error".into(),
             ErrorKind::Protocol => "protocol".into(),
             ErrorKind::SessionLost => "session_lost".into(),
+            ErrorKind::RevisionRefused => "revision_refused".into(),
+            ErrorKind::HelloRefused => "hello_refused".into(),
             ErrorKind::ProcessExited => "process_exited".into(),
             ErrorKind::Spawn => "spawn".into(),
             ErrorKind::Connection => "connection".into(),
+            ErrorKind::WrongAnswer => "wrong_answer".into(),
+            ErrorKind::SchemaMismatch => "schema_mismatch".into(),
         }
     }
 
-    /// The family a key belongs to, so `errors{kind=http}` can match every status.
+    /// The family a key belongs to, so `errors{kind=http_status}` can match every status
+    /// and `errors{kind=wrong_answer}` counts schema mismatches too.
     pub fn family(&self) -> &'static str {
         match self {
             ErrorKind::HttpStatus(_) => "http_status",
             ErrorKind::JsonRpc(_) => "jsonrpc",
+            ErrorKind::SchemaMismatch => "wrong_answer",
             _ => "",
         }
     }
@@ -101,9 +125,13 @@ impl CallError {
             CallError::ToolError { .. } => ErrorKind::ToolError,
             CallError::Protocol { .. } => ErrorKind::Protocol,
             CallError::SessionLost { .. } => ErrorKind::SessionLost,
+            CallError::RevisionRefused { .. } => ErrorKind::RevisionRefused,
+            CallError::HelloRefused { .. } => ErrorKind::HelloRefused,
             CallError::ProcessExited { .. } => ErrorKind::ProcessExited,
             CallError::Spawn { .. } => ErrorKind::Spawn,
             CallError::Connection { .. } => ErrorKind::Connection,
+            CallError::WrongAnswer { .. } => ErrorKind::WrongAnswer,
+            CallError::SchemaMismatch { .. } => ErrorKind::SchemaMismatch,
         }
     }
 }

@@ -13,8 +13,8 @@ pub struct Outgoing<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     pub method: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub params: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Params::is_empty")]
+    pub params: Params<'a>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -23,7 +23,7 @@ impl<'a> Outgoing<'a> {
             jsonrpc: "2.0",
             id: Some(id),
             method,
-            params,
+            params: Params { params, meta: None },
         }
     }
     pub fn notification(method: &'a str, params: Option<&'a Value>) -> Self {
@@ -31,9 +31,71 @@ impl<'a> Outgoing<'a> {
             jsonrpc: "2.0",
             id: None,
             method,
-            params,
+            params: Params { params, meta: None },
         }
     }
+    /// Carry `meta` in `params._meta` (the stateless revision's per-request context),
+    /// merged with any `_meta` the params already have.
+    pub fn with_meta(mut self, meta: Option<&'a Value>) -> Self {
+        self.params.meta = meta;
+        self
+    }
+}
+
+/// A request's params with `_meta` entries added at serialization time, so the hot path
+/// never clones the params to insert them.
+#[derive(Debug, Clone, Copy)]
+pub struct Params<'a> {
+    pub params: Option<&'a Value>,
+    pub meta: Option<&'a Value>,
+}
+
+impl Params<'_> {
+    fn is_empty(&self) -> bool {
+        self.params.is_none() && self.meta.is_none()
+    }
+}
+
+impl Serialize for Params<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (params, meta) = match (self.params, self.meta) {
+            (p, None) => return p.serialize(s),
+            (Some(p), Some(_)) if !p.is_object() => return p.serialize(s),
+            (p, Some(m)) => (p.and_then(Value::as_object), m),
+        };
+        let own_meta = params
+            .and_then(|p| p.get("_meta"))
+            .and_then(Value::as_object);
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in params.into_iter().flatten() {
+            if k != "_meta" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        match own_meta {
+            None => map.serialize_entry("_meta", meta)?,
+            Some(own) => {
+                let mut merged = own.clone();
+                if let Some(m) = meta.as_object() {
+                    merged.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                map.serialize_entry("_meta", &merged)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The name a request is about, for the stateless revision's `Mcp-Name` header and for
+/// custom framings: a tool's or prompt's `name`, a resource's `uri`.
+pub fn request_name<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+        _ => return None,
+    };
+    params?.get(key)?.as_str()
 }
 
 /// The error object of a JSON-RPC error response.
@@ -50,6 +112,8 @@ pub struct RpcError {
 /// request of its own (ping, sampling, ...). Classified by which fields are present.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Incoming {
+    #[serde(default)]
+    pub jsonrpc: Option<String>,
     #[serde(default)]
     pub id: Option<Value>,
     #[serde(default)]
@@ -88,7 +152,16 @@ impl Incoming {
                 let Some(id) = id.as_u64() else {
                     return Classified::Invalid(format!("response id {id} is not one we sent"));
                 };
+                if self.jsonrpc.as_deref() != Some("2.0") {
+                    return Classified::Invalid(format!(
+                        "response {id} does not say \"jsonrpc\": \"2.0\" (found {})",
+                        self.jsonrpc.map_or("nothing".into(), |v| format!("{v:?}"))
+                    ));
+                }
                 match (self.result, self.error) {
+                    (Some(_), Some(_)) => Classified::Invalid(format!(
+                        "response {id} has both `result` and `error`; exactly one is allowed"
+                    )),
                     (_, Some(e)) => Classified::Response {
                         id,
                         outcome: Err(e),
@@ -164,6 +237,39 @@ mod tests {
             classify(r#"{"jsonrpc":"2.0","id":"x","result":{}}"#),
             Classified::Invalid(_)
         ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":6,"result":{},"error":{"code":1,"message":"m"}}"#),
+            Classified::Invalid(d) if d.contains("both")
+        ));
+        assert!(matches!(
+            classify(r#"{"id":7,"result":{}}"#),
+            Classified::Invalid(d) if d.contains("2.0")
+        ));
+    }
+
+    #[test]
+    fn meta_is_merged_into_params_without_losing_either() {
+        let meta = serde_json::json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+        let params = serde_json::json!({"name": "echo", "_meta": {"progressToken": 1}});
+        let s = serde_json::to_value(
+            Outgoing::request(7, "tools/call", Some(&params)).with_meta(Some(&meta)),
+        )
+        .unwrap();
+        assert_eq!(s["params"]["name"], "echo");
+        assert_eq!(s["params"]["_meta"]["progressToken"], 1);
+        assert_eq!(
+            s["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        let s =
+            serde_json::to_value(Outgoing::request(8, "tools/list", None).with_meta(Some(&meta)))
+                .unwrap();
+        assert_eq!(
+            s["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        let s = serde_json::to_string(&Outgoing::request(9, "ping", None)).unwrap();
+        assert_eq!(s, r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
     }
 
     #[test]

@@ -8,12 +8,14 @@
 pub mod alerts;
 pub mod check;
 pub mod cli;
+pub mod concurrency;
 pub mod criteria;
 pub mod error;
 pub mod faults;
 pub mod jsonrpc;
 pub mod leaks;
 pub mod live;
+pub mod matrix;
 pub mod metrics;
 pub mod pressure;
 pub mod probe;
@@ -26,6 +28,7 @@ pub mod security;
 pub mod server;
 pub mod session;
 pub mod target;
+pub mod trace;
 pub(crate) mod transport;
 pub mod workload;
 

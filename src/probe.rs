@@ -73,7 +73,7 @@ async fn ask(
     timeout: Duration,
 ) -> bool {
     if session.is_none() {
-        match tokio::time::timeout(timeout, connector.open()).await {
+        match tokio::time::timeout(timeout, connector.open_monitor()).await {
             Ok(Ok(s)) => *session = Some(s),
             _ => return false,
         }

@@ -56,6 +56,11 @@ pub struct RunOptions {
     /// After the run, keep `/metrics` up until scraped once or this long.
     pub metrics_linger: Duration,
     pub server_exe: Option<PathBuf>,
+    /// Write the workload's traffic to a trace (`--record`).
+    pub record: Option<crate::trace::record::RecordOptions>,
+    /// Refuse to run when the server settles on another revision than the one asked for
+    /// (the protocol matrix measures each revision, not what a server falls back to).
+    pub exact_protocol: bool,
 }
 
 /// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
@@ -118,7 +123,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let connector = Arc::new(
         Connector::new(
             &target,
-            &plan.protocol_version,
+            &plan.protocol,
             plan.workload.timeout,
             stderr_log.clone(),
             max_sessions,
@@ -133,17 +138,73 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
-    let mix = match &plan.mix {
-        Some(specs) => Mix::from_specs(specs),
+    if let (true, crate::session::Protocol::Revision(asked)) = (opts.exact_protocol, &plan.protocol)
+        && *asked != info.protocol_version
+    {
+        first.close().await;
+        let refused = crate::error::CallError::RevisionRefused {
+            revision: asked.clone(),
+            detail: format!(
+                "the server answered initialize with {} instead",
+                info.protocol_version
+            ),
+        };
+        return Err(Error::Target(diagnose(
+            &describe,
+            &refused,
+            plan.workload.timeout,
+        )));
+    }
+    let mut warnings = Vec::new();
+    let (mix, tools) = match &plan.mix {
+        Some(specs) => {
+            let mix = Mix::from_specs(specs);
+            // The tools' declared outputSchemas; a server that can't list them still gets
+            // its load test, with a warning.
+            let tools = match mix.calls_tools() && plan.workload.check_output_schema {
+                true => {
+                    match list_all(&mut first, "tools/list", "tools", plan.workload.timeout).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            warnings.push(format!(
+                                "tools/list failed ({e}); tools' outputSchemas are not validated"
+                            ));
+                            Vec::new()
+                        }
+                    }
+                }
+                false => Vec::new(),
+            };
+            (mix, tools)
+        }
         None => {
             let tools = list_all(&mut first, "tools/list", "tools", plan.workload.timeout)
                 .await
                 .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
-            Mix::discovered(&tools, &plan.workload)
-                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?
+            let mix = Mix::discovered(&tools, &plan.workload)
+                .map_err(|e| Error::Usage(format!("{}: {e}", plan.source)))?;
+            (mix, tools)
         }
     };
     first.close().await;
+    // Before any load: the first-call probe must send the server's first tool calls.
+    let findings = match &plan.concurrency {
+        Some(probes) => {
+            if opts.progress {
+                eprintln!("mcpstorm: running concurrency probes");
+            }
+            probes.run(&connector).await
+        }
+        None => Vec::new(),
+    };
+    let mix = match plan.workload.check_output_schema {
+        true => {
+            let (schemas, problems) = crate::check::answer::output_schemas(&tools);
+            warnings.extend(problems);
+            mix.with_output_schemas(&schemas)
+        }
+        false => mix,
+    };
     let mix = match &plan.ledger {
         Some(spec) => mix.with_ledger(spec),
         None => mix,
@@ -157,14 +218,41 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             .unwrap_or(0),
     ];
     let pool = RandomPool::new(max_random.into_iter().max().unwrap_or(0));
-    let mut warnings: Vec<String> = mix
-        .skipped
+    warnings.extend(mix.skipped.iter().map(|s| format!("skipped tool {s}")));
+    let pings = plan.mix.as_deref().is_some_and(|m| {
+        m.iter()
+            .any(|o| matches!(o.kind, crate::workload::OpKind::Ping))
+    });
+    if pings && info.era == crate::session::Era::Stateless {
+        warnings.push(format!(
+            "protocol {} has no `ping`: the `ping` operations were sent as `server/discover`",
+            info.protocol_version
+        ));
+    }
+
+    let trace = match &opts.record {
+        Some(r) => {
+            let header = crate::trace::record::TraceWriter::header(
+                &describe,
+                plan.target.transport_name(),
+                &info,
+            );
+            Some(Arc::new(
+                crate::trace::record::TraceWriter::create(r, &header).map_err(Error::Usage)?,
+            ))
+        }
+        None => None,
+    };
+    // Concurrency findings (taken before any load) and the security probes share the
+    // report's `security` list.
+    let mut security: Vec<crate::security::Finding> = findings
         .iter()
-        .map(|s| format!("skipped tool {s}"))
+        .filter_map(|f| serde_json::to_value(f).ok())
+        .filter_map(|v| serde_json::from_value(v).ok())
         .collect();
-    let mut security = Vec::new();
     if let Some(cfg) = plan.security.as_ref().filter(|c| c.when == When::Before) {
-        security = probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await;
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
     }
 
     let started = Instant::now();
@@ -181,6 +269,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         seq: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         ledger: ledger.clone(),
+        trace: trace.clone(),
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
     });
@@ -304,7 +393,8 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         _ => None,
     };
     if let Some(cfg) = plan.security.as_ref().filter(|c| c.when == When::After) {
-        security = probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await;
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
     }
     let faults: Vec<FaultRecord> = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let recoveries = crate::recovery::compute(
@@ -348,6 +438,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         None => None,
     };
+    if let Some(t) = &trace {
+        warnings.extend(t.finish());
+        if opts.progress {
+            eprintln!(
+                "mcpstorm: recorded {} sessions to {}",
+                t.sessions_recorded(),
+                t.path().display()
+            );
+        }
+    }
     let cut_off = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
     if cut_off > 0 {
         warnings.push(format!(
@@ -385,7 +485,13 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     report.write_junit(&opts.out.join("junit.xml"))?;
-    println!("{}", crate::report::summary::render(&report, Some(&path)));
+    let html = opts.out.join("report.html");
+    report.write_html(&html)?;
+    println!(
+        "{}html:    {}",
+        crate::report::summary::render(&report, Some(&path)),
+        html.display()
+    );
     if let Some(exporter) = exporter {
         exporter.finish(opts.metrics_linger).await;
     }
@@ -412,10 +518,10 @@ async fn start_dependency_proxies(plan: &Plan) -> Result<Proxies, Error> {
     Ok(out)
 }
 
-/// Put a fault proxy in front of an HTTP target; sessions go to the proxy's address.
+/// Put a fault proxy in front of a network target; sessions go to the proxy's address.
 async fn proxy_target(target: &TargetSpec) -> Result<(Proxy, TargetSpec), Error> {
-    let TargetSpec::Http { url, headers } = target else {
-        return Err(Error::Usage("`target.proxy` needs an HTTP target".into()));
+    let Some(url) = target.url() else {
+        return Err(Error::Usage("`target.proxy` needs a network target".into()));
     };
     let mut parsed =
         reqwest::Url::parse(url).map_err(|e| Error::Usage(format!("target url `{url}`: {e}")))?;
@@ -434,13 +540,7 @@ async fn proxy_target(target: &TargetSpec) -> Result<(Proxy, TargetSpec), Error>
         })?;
     let _ = parsed.set_host(Some("127.0.0.1"));
     let _ = parsed.set_port(Some(proxy.local_addr().port()));
-    Ok((
-        proxy,
-        TargetSpec::Http {
-            url: parsed.to_string(),
-            headers: headers.clone(),
-        },
-    ))
+    Ok((proxy, target.with_url(parsed.to_string())))
 }
 
 /// `{{proxy.NAME}}` in a launch's command, arguments and environment becomes the address of
@@ -617,26 +717,23 @@ fn build_report(
             server_name: info.name.clone(),
             server_version: info.version.clone(),
             protocol_version: info.protocol_version.clone(),
+            era: serde_json::to_value(info.era)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             capabilities: info.capabilities.clone(),
         },
         totals: Totals {
             calls,
             ok,
             failed,
-            success_rate: if calls == 0 {
-                0.0
-            } else {
-                ok as f64 / calls as f64
-            },
-            error_rate: if calls == 0 {
-                0.0
-            } else {
-                failed as f64 / calls as f64
-            },
+            success_rate: crate::report::fraction(ok, calls).unwrap_or(0.0),
+            error_rate: crate::report::fraction(failed, calls).unwrap_or(0.0),
             rps: calls as f64 / secs,
             dropped_iterations: dropped,
             abandoned_calls: abandoned,
             sessions_opened: connector.sessions_opened(),
+            monitor_sessions_opened: connector.monitor_sessions_opened(),
             sessions_lost: recorder.sessions_lost(),
         },
         latency_ms: LatencyReport {
@@ -653,7 +750,10 @@ fn build_report(
         faults,
         recoveries,
         supervisor,
-        checks: crate::report::Checks { ledger },
+        checks: crate::report::Checks {
+            ledger,
+            ..Default::default()
+        },
         security,
         alerts: vec![],
         client,
@@ -787,6 +887,7 @@ struct Ticking {
 /// when we know its pid, and feed it to the alert rules.
 async fn ticker(t: Ticking, cancel: CancellationToken) {
     let mut sampler: Option<ProcSampler> = None;
+    let mut probe_seen = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -802,9 +903,12 @@ async fn ticker(t: Ticking, cancel: CancellationToken) {
         let sample = sampler.as_mut().and_then(ProcSampler::sample);
         t.recorder.tick(sample);
         let point = t.recorder.last_point();
+        let changes = t.probe_log.changes();
+        let probe = crate::alerts::ProbeWindow::of(&changes, probe_seen);
+        probe_seen = changes.len();
         let observation = crate::alerts::Observation {
             point: point.as_ref(),
-            probe_ok: t.probe_log.changes().last().map(|(_, ok)| *ok),
+            probe,
             rss_limit_mb: t
                 .rss_limit_mb
                 .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),

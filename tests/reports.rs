@@ -7,10 +7,27 @@ use std::process::Command;
 
 fn sleep_run(server: &Proc, ms: u32) -> RunResult {
     let toml = format!(
-        "name = \"sleepy\"\nduration = \"2s\"\ncriteria = [\"p50 < 30ms\", \"success_rate == 1\"]\n[target]\nurl = {:?}\n[workload]\nvus = 4\n[[mix]]\nop = \"tools/call\"\ntool = \"sleep\"\narguments = {{ ms = {ms} }}\n",
+        "name = \"sleepy <&> 'q'\"\nduration = \"2s\"\ncriteria = [\"p50 < 30ms\", \"success_rate == 1\"]\n[target]\nurl = {:?}\n[workload]\nvus = 4\n[[mix]]\nop = \"tools/call\"\ntool = \"sleep\"\narguments = {{ ms = {ms} }}\n",
         server.url()
     );
     run_scenario(&toml, &["--no-progress"])
+}
+
+/// `xmllint --schema` against the Jenkins xUnit plugin's JUnit schema (tests/fixtures/junit).
+fn assert_valid_junit(path: &std::path::Path) {
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(fixture("junit/junit-10.xsd"))
+        .arg(path)
+        .output()
+        .expect("xmllint is installed (.ci/run installs libxml2-utils)");
+    assert!(
+        out.status.success(),
+        "{} does not validate: {}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
 }
 
 fn compare(old: &RunResult, new: &RunResult, extra: &[&str]) -> (i32, String) {
@@ -34,6 +51,8 @@ fn compare_flags_a_slower_tool_and_passes_identical_runs() {
     let same = sleep_run(&server, 20);
     let slow = sleep_run(&server, 40);
     assert_eq!(base.code, 0, "{}", base.describe());
+
+    assert_valid_junit(&base.out.path().join("junit.xml"));
 
     let (code, text) = compare(&base, &same, &["--max-p99-increase", "100"]);
     assert_eq!(code, 0, "identical runs pass: {text}");
@@ -112,6 +131,7 @@ print(len(cases), len(failed), suite.get("tests"), suite.get("failures"), failed
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(printed.trim(), "2 1 2 1 p50 < 30ms");
+    assert_valid_junit(&junit);
 
     // `report` renders the saved run again and writes JUnit on request.
     let again = run.out.path().join("again.xml");

@@ -36,8 +36,8 @@ fn probe(target: &str, args: &[&str]) -> RunResult {
     let dir = tempfile::tempdir().expect("tempdir");
     run_args_env(
         &[&["probe", "--target", target], args].concat(),
-        &[(SECRET_VAR, SECRET)],
         dir,
+        &[(SECRET_VAR, SECRET)],
     )
 }
 

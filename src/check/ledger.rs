@@ -197,7 +197,7 @@ async fn read_all(
     let mut readers = tokio::task::JoinSet::new();
     for chunk in chunks {
         let (spec, results) = (spec.clone(), results.clone());
-        let mut session = connector.open().await.ok();
+        let mut session = connector.open_monitor().await.ok();
         readers.spawn(async move {
             for id in chunk {
                 let present = read_back(&spec, &mut session, id, timeout).await;

@@ -2,8 +2,11 @@
 //! diagnosis that turns a failed first contact into one root cause in plain words plus what
 //! to try. `run` uses the same diagnosis before it starts any load, so a run against a dead
 //! target ends in seconds with exit 3 instead of "0/150 calls successful". The ledger of
-//! acknowledged writes lives in `ledger`.
+//! acknowledged writes lives in `ledger`; response checks (is each answer right?) in `answer`,
+//! with their expression language in `expr`.
 
+pub mod answer;
+pub mod expr;
 pub mod ledger;
 
 use crate::error::CallError;
@@ -61,13 +64,21 @@ pub fn diagnose(target: &str, err: &CallError, timeout: Duration) -> Diagnosis {
             match status {
                 401 => ("HTTP 401 Unauthorized: the server wants credentials".into(), "pass a token with --header 'Authorization: Bearer TOKEN' (or target.headers in the scenario)".into()),
                 403 => ("HTTP 403 Forbidden: the credentials were refused, or the Origin/Host is not allowed".into(), "check the token's scope and audience, and the server's allowed hosts".into()),
-                404 => ("HTTP 404: no MCP endpoint at this path".into(), "check the path in the URL; most servers serve Streamable HTTP at /mcp (legacy SSE servers use /sse)".into()),
-                405 => ("HTTP 405: the endpoint does not accept POST".into(), "this may be a legacy SSE endpoint (GET /sse); point at the Streamable HTTP endpoint, usually /mcp".into()),
+                404 => ("HTTP 404: no MCP endpoint at this path".into(), "check the path in the URL; most servers serve Streamable HTTP at /mcp; a legacy HTTP+SSE server is reached with --target sse+http://HOST:PORT/sse (transport = \"sse\")".into()),
+                405 => ("HTTP 405: the endpoint does not accept POST".into(), "this may be a legacy HTTP+SSE endpoint: use --target sse+http://HOST:PORT/sse (transport = \"sse\"), or point at the Streamable HTTP endpoint, usually /mcp".into()),
                 406 => ("HTTP 406: the server did not accept our Accept header".into(), "the server should accept `application/json, text/event-stream` per the spec; check its version".into()),
                 s if *s >= 500 => (format!("HTTP {s}: the server failed while handling initialize"), "look at the server's log for the error".into()),
                 s => (format!("HTTP {s} in answer to initialize"), "check the URL and the server's log".into()),
             }
         }
+        CallError::RevisionRefused { revision, detail } => (
+            format!("the server does not speak protocol revision {revision}: {detail}"),
+            "set protocol_version = \"auto\" (or --protocol-version auto) to use the revision it speaks, or name another; `mcpstorm run SCENARIO --protocol-matrix` shows every revision it accepts".into(),
+        ),
+        CallError::HelloRefused { detail } => (
+            format!("the WebSocket framing's hello was refused: {detail}"),
+            "check target.framing.token (and the environment variable it reads) and target.framing.hello.expect".into(),
+        ),
         CallError::JsonRpc { code, message } => (
             format!("the server refused `initialize` with JSON-RPC error {code}: {message}"),
             "check that the server speaks MCP and which protocol version it wants (--protocol-version / target.protocol_version)".into(),
@@ -89,7 +100,11 @@ pub fn diagnose(target: &str, err: &CallError, timeout: Duration) -> Diagnosis {
             (format!("the server process exited {how} before answering"), "run the command by hand to see why it stops; its last stderr lines are above".into())
         }
         CallError::Spawn { command, detail } => (format!("cannot start `{command}`: {detail}"), "check the command and its path".into()),
-        CallError::SessionLost { .. } | CallError::Connection { .. } | CallError::ToolError { .. } => {
+        CallError::SessionLost { .. }
+        | CallError::Connection { .. }
+        | CallError::ToolError { .. }
+        | CallError::WrongAnswer { .. }
+        | CallError::SchemaMismatch { .. } => {
             (err.to_string(), "check the server's log".into())
         }
     };
@@ -159,7 +174,12 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
     let i = &session.info;
     let mut s = String::new();
     let _ = writeln!(s, "server:    {} {}", i.name, i.version);
-    let _ = writeln!(s, "protocol:  {}", i.protocol_version);
+    let era = match i.era {
+        crate::session::Era::Session => "session: initialize",
+        crate::session::Era::Stateless => "stateless: server/discover, _meta on every request",
+        crate::session::Era::Framing => "no MCP lifecycle: the framing's hello",
+    };
+    let _ = writeln!(s, "protocol:  {} ({era})", i.protocol_version);
     let caps: Vec<&str> = i
         .capabilities
         .as_object()
@@ -220,7 +240,7 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
 /// diagnosis (exit 3).
 pub async fn check(
     target: &crate::target::TargetSpec,
-    protocol_version: &str,
+    protocol: &crate::session::Protocol,
     timeout: Duration,
     with_schemas: bool,
     server_exe: Option<&std::path::Path>,
@@ -253,7 +273,7 @@ pub async fn check(
     };
     let connector = Connector::new(
         &resolved,
-        protocol_version,
+        protocol,
         timeout,
         std::sync::Arc::new(StderrLog::default()),
         1,

@@ -33,10 +33,14 @@ impl LiveState {
         self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Recoveries so far, computed the way the report computes them.
+    /// Recoveries so far, computed by the function the report uses.
     pub fn recoveries(&self) -> Vec<RecoveryRecord> {
+        let faults = self.faults();
+        if faults.is_empty() {
+            return Vec::new();
+        }
         crate::recovery::compute(
-            &self.faults(),
+            &faults,
             &self.probe_log.changes(),
             |t| self.recorder.first_failure_after(t),
             &self.recorder.series(),

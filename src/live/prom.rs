@@ -36,6 +36,14 @@ pub struct Exporter {
     state: Arc<LiveState>,
     scraped_final: Arc<Notify>,
     cancel: tokio_util::sync::CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Exporter {
+    /// A run that ends on an error stops serving too.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 /// Bind `addr` and serve `/metrics` until the exporter is dropped or `finish`ed.
@@ -74,7 +82,7 @@ pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, 
         )
     };
     let stop = cancel.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
@@ -84,13 +92,14 @@ pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, 
         state,
         scraped_final,
         cancel,
+        server: Some(server),
     })
 }
 
 impl Exporter {
     /// The report is written: mark the figures final and keep serving until one scrape has
     /// read them or `linger` has passed, then stop.
-    pub async fn finish(self, linger: Duration) {
+    pub async fn finish(mut self, linger: Duration) {
         self.state
             .finished
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -102,6 +111,10 @@ impl Exporter {
             let _ = tokio::time::timeout(linger, self.scraped_final.notified()).await;
         }
         self.cancel.cancel();
+        if let Some(server) = self.server.take() {
+            // Graceful: a scrape being answered is finished; a stuck client is not waited for.
+            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        }
     }
 }
 
@@ -144,8 +157,10 @@ fn gauge(m: &mut MetricEncoder, labels: &[(&str, &str)], v: f64) -> std::fmt::Re
 impl Collector for Figures {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
+        // A family is written only when it has samples: an empty one says nothing, and some
+        // parsers stumble on it.
         let ops = s.recorder.op_snapshot(BOUNDS_S);
-        {
+        if !ops.is_empty() {
             let mut m = family(
                 &mut e,
                 "mcpstorm_calls",
@@ -158,8 +173,6 @@ impl Collector for Figures {
                 counter(&mut m, &[base[0], base[1], ("outcome", "ok")], o.ok)?;
                 counter(&mut m, &[base[0], base[1], ("outcome", "error")], o.failed)?;
             }
-        }
-        {
             let mut m = family(
                 &mut e,
                 "mcpstorm_call_duration_seconds",
@@ -179,14 +192,15 @@ impl Collector for Figures {
                     .encode_histogram::<NoLabelSet>(o.sum_s, o.ok, &buckets, None)?;
             }
         }
-        {
+        let errors = s.recorder.errors();
+        if !errors.is_empty() {
             let mut m = family(
                 &mut e,
                 "mcpstorm_errors",
                 "Failed calls by error kind (the report's error taxonomy).",
                 MetricType::Counter,
             )?;
-            for err in s.recorder.errors() {
+            for err in &errors {
                 counter(
                     &mut m,
                     &[("kind", &err.kind), ("family", &err.family)],
@@ -197,7 +211,7 @@ impl Collector for Figures {
         let plain_counters = [
             (
                 "mcpstorm_sessions_opened",
-                "MCP sessions opened (initialize answered).",
+                "MCP sessions of the workload opened (initialize answered), the preflight's included.",
                 (s.sessions_opened)(),
             ),
             (
@@ -215,23 +229,46 @@ impl Collector for Figures {
             let mut m = family(&mut e, name, help, MetricType::Counter)?;
             m.encode_counter::<NoLabelSet, _, f64>(&v, None)?;
         }
-        {
-            let mut m = family(
-                &mut e,
+        let now = s.elapsed().as_secs_f64();
+        let faults = s.faults();
+        let recoveries = s.recoveries();
+        let plain_gauges = [
+            (
                 "mcpstorm_active_sessions",
-                "Sessions open now.",
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&s.recorder.active_sessions())?;
+                "Sessions of the workload open now.",
+                s.recorder.active_sessions() as f64,
+            ),
+            (
+                "mcpstorm_faults_active",
+                "Faults in effect now.",
+                faults.iter().filter(|f| f.active_at(now)).count() as f64,
+            ),
+            (
+                "mcpstorm_faults_unrecovered",
+                "Faults whose failure was seen and has not recovered yet.",
+                recoveries.iter().filter(|r| r.unrecovered()).count() as f64,
+            ),
+            (
+                "mcpstorm_run_elapsed_seconds",
+                "Seconds since the load started.",
+                now,
+            ),
+            (
+                "mcpstorm_run_finished",
+                "1 once the report is written and these figures are final.",
+                if s.is_finished() { 1.0 } else { 0.0 },
+            ),
+        ];
+        for (name, help, v) in plain_gauges {
+            let mut m = family(&mut e, name, help, MetricType::Gauge)?;
+            m.encode_gauge(&v)?;
         }
 
-        let faults = s.faults();
-        let now = s.elapsed().as_secs_f64();
-        {
-            let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
-            for f in faults.iter().filter(|f| f.applied) {
-                *kinds.entry(f.kind.as_str()).or_default() += 1;
-            }
+        let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+        for f in faults.iter().filter(|f| f.applied) {
+            *kinds.entry(f.kind.as_str()).or_default() += 1;
+        }
+        if !kinds.is_empty() {
             let mut m = family(
                 &mut e,
                 "mcpstorm_faults",
@@ -242,60 +279,39 @@ impl Collector for Figures {
                 counter(&mut m, &[("kind", kind)], n)?;
             }
         }
-        {
-            let active = faults
-                .iter()
-                .filter(|f| f.applied && f.at_s <= now && now < f.ended_at_s)
-                .count();
-            let mut m = family(
-                &mut e,
-                "mcpstorm_faults_active",
-                "Faults in effect now.",
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&(active as u64))?;
-        }
-        let recoveries = s.recoveries();
-        for (name, help, pick) in [
+        type Pick = fn(&crate::report::RecoveryRecord) -> Option<f64>;
+        let per_fault: [(&str, &str, Pick); 2] = [
             (
                 "mcpstorm_fault_detection_seconds",
                 "Fault to first failure seen, per fault.",
-                (|r: &crate::report::RecoveryRecord| r.detected_after_ms)
-                    as fn(&crate::report::RecoveryRecord) -> Option<f64>,
+                |r| r.detected_after_ms,
             ),
             (
                 "mcpstorm_fault_recovery_seconds",
                 "Fault to first success after the failure, per fault.",
                 |r| r.recovered_after_ms,
             ),
-        ] {
+        ];
+        for (name, help, pick) in per_fault {
+            let timed: Vec<_> = recoveries
+                .iter()
+                .filter_map(|r| pick(r).map(|ms| (r, ms)))
+                .collect();
+            if timed.is_empty() {
+                continue;
+            }
             let mut m = family(&mut e, name, help, MetricType::Gauge)?;
-            for r in &recoveries {
-                if let Some(ms) = pick(r) {
-                    let id = r.fault_id.to_string();
-                    gauge(
-                        &mut m,
-                        &[("fault_id", &id), ("fault", &r.fault)],
-                        ms / 1000.0,
-                    )?;
-                }
+            for (r, ms) in timed {
+                let id = r.fault_id.to_string();
+                gauge(
+                    &mut m,
+                    &[("fault_id", &id), ("fault", &r.fault)],
+                    ms / 1000.0,
+                )?;
             }
         }
-        {
-            let unrecovered = recoveries
-                .iter()
-                .filter(|r| r.detected_after_ms.is_some() && r.recovered_after_ms.is_none())
-                .count();
-            let mut m = family(
-                &mut e,
-                "mcpstorm_faults_unrecovered",
-                "Faults whose failure was seen and has not recovered yet.",
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&(unrecovered as u64))?;
-        }
 
-        if let Some(p) = s.recorder.last_point() {
+        if let Some(p) = s.recorder.last_target_point() {
             let target = [
                 (
                     "mcpstorm_target_resident_memory_bytes",
@@ -330,7 +346,7 @@ impl Collector for Figures {
                 }
             }
         }
-        {
+        if !s.alerts.rules().is_empty() {
             let firing = s.alerts.firing();
             let mut m = family(
                 &mut e,
@@ -346,24 +362,6 @@ impl Collector for Figures {
                     if on { 1.0 } else { 0.0 },
                 )?;
             }
-        }
-        {
-            let mut m = family(
-                &mut e,
-                "mcpstorm_run_elapsed_seconds",
-                "Seconds since the load started.",
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&now)?;
-        }
-        {
-            let mut m = family(
-                &mut e,
-                "mcpstorm_run_finished",
-                "1 once the report is written and these figures are final.",
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&(s.is_finished() as u64))?;
         }
         Ok(())
     }

@@ -317,6 +317,23 @@ impl Recorder {
         self.lock().series.clone()
     }
 
+    /// The last `n` closed seconds.
+    pub fn series_tail(&self, n: usize) -> Vec<SecondPoint> {
+        let g = self.lock();
+        g.series[g.series.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// The last closed second that has the target's figures (the final partial second of a
+    /// run closes without a sample).
+    pub fn last_target_point(&self) -> Option<SecondPoint> {
+        let g = self.lock();
+        g.series
+            .iter()
+            .rev()
+            .find(|p| p.target_rss_mb.is_some())
+            .cloned()
+    }
+
     /// The last closed second.
     pub fn last_point(&self) -> Option<SecondPoint> {
         self.lock().series.last().cloned()

@@ -23,11 +23,7 @@ pub struct Comparison {
 }
 
 fn rate(f: &OpFigures) -> f64 {
-    if f.calls == 0 {
-        0.0
-    } else {
-        f.failed as f64 / f.calls as f64
-    }
+    f.error_rate().unwrap_or(0.0)
 }
 
 fn change(old: f64, new: f64) -> f64 {

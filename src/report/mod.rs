@@ -5,6 +5,7 @@
 //! that the recorder did not produce.
 
 pub mod compare;
+pub mod html;
 pub mod junit;
 pub mod summary;
 
@@ -14,6 +15,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// `part` out of `whole` as a fraction, `None` when there is no `whole`: the one definition
+/// of a rate that the report, the criteria, the alerts and the live views share.
+pub fn fraction(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -64,6 +71,10 @@ pub struct TargetReport {
     pub server_name: String,
     pub server_version: String,
     pub protocol_version: String,
+    /// How sessions started: `session` (initialize), `stateless` (server/discover, 2026-07-28)
+    /// or `framing` (a custom WebSocket envelope).
+    #[serde(default)]
+    pub era: String,
     pub capabilities: serde_json::Value,
 }
 
@@ -79,7 +90,12 @@ pub struct Totals {
     /// Calls cut off unanswered at the end of the run (after `graceful_stop`).
     #[serde(default)]
     pub abandoned_calls: u64,
+    /// Sessions of the workload, the preflight's included.
     pub sessions_opened: u64,
+    /// Sessions mcpstorm opened to watch the run (health probe, ledger read-backs); not in
+    /// `sessions_opened`.
+    #[serde(default)]
+    pub monitor_sessions_opened: u64,
     pub sessions_lost: u64,
 }
 
@@ -179,6 +195,10 @@ pub struct Checks {
     /// Acknowledged writes read back after the run; absent when the scenario has no ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::check::ledger::LedgerReport>,
+    /// Checks this version does not know (a report from a newer mcpstorm), kept so that
+    /// `mcpstorm report` still shows them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// One fault as it happened.
@@ -227,6 +247,42 @@ pub struct ClientReport {
     pub max_rss_mb: f64,
 }
 
+impl RecoveryRecord {
+    /// The failure was seen and service never came back before the run ended.
+    pub fn unrecovered(&self) -> bool {
+        self.detected_after_ms.is_some() && self.recovered_after_ms.is_none()
+    }
+}
+
+impl FaultRecord {
+    /// In effect at `t` seconds into the run.
+    pub fn active_at(&self, t: f64) -> bool {
+        self.applied && self.at_s <= t && t < self.ended_at_s
+    }
+}
+
+impl OpFigures {
+    pub fn success_rate(&self) -> Option<f64> {
+        fraction(self.ok, self.calls)
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        fraction(self.failed, self.calls)
+    }
+}
+
+impl SecondPoint {
+    pub fn success_rate(&self) -> Option<f64> {
+        fraction(self.ok, self.calls)
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        fraction(self.failed, self.calls)
+    }
+    /// Latency is of successful calls: a second without one has none.
+    pub fn has_latency(&self) -> bool {
+        self.ok > 0
+    }
+}
+
 impl Report {
     pub fn overall_figures(&self) -> OpFigures {
         OpFigures {
@@ -239,6 +295,13 @@ impl Report {
 
     pub fn write_junit(&self, path: &Path) -> Result<(), crate::error::Error> {
         std::fs::write(path, junit::render(self)).map_err(|source| crate::error::Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })
+    }
+
+    pub fn write_html(&self, path: &Path) -> Result<(), crate::error::Error> {
+        std::fs::write(path, html::render(self)).map_err(|source| crate::error::Error::Io {
             what: format!("writing {}", path.display()),
             source,
         })

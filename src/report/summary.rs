@@ -67,11 +67,7 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
         "max"
     );
     let mut row = |label: &str, f: &OpFigures| {
-        let ok = if f.calls == 0 {
-            0.0
-        } else {
-            f.ok as f64 * 100.0 / f.calls as f64
-        };
+        let ok = f.success_rate().unwrap_or(0.0) * 100.0;
         let l = &f.latency;
         let _ = writeln!(
             s,

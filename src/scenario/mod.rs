@@ -39,6 +39,7 @@ pub struct RawScenario {
     pub alerts: Option<crate::alerts::RawAlerts>,
     /// The security and robustness probes, run with the load.
     pub security: Option<security::RawSecurity>,
+    pub concurrency: Option<crate::concurrency::RawConcurrency>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -55,6 +56,8 @@ pub struct RawTarget {
     pub launch: Option<chaos::RawLaunch>,
     /// Put mcpstorm's fault proxy between the clients and the server.
     pub proxy: Option<bool>,
+    /// A custom WebSocket envelope (transport "websocket").
+    pub framing: Option<crate::transport::framing::RawFraming>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -74,6 +77,8 @@ pub struct RawWorkload {
     pub graceful_stop: Option<String>,
     pub allow_destructive: Option<bool>,
     pub exclude_tools: Option<Vec<String>>,
+    /// Validate `structuredContent` against each tool's declared `outputSchema` (default true).
+    pub check_output_schema: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +98,10 @@ pub struct RawOp {
     pub uri: Option<String>,
     pub prompt: Option<String>,
     pub timeout: Option<String>,
+    /// An expression every answer must satisfy, such as `result == a + b`.
+    pub check: Option<String>,
+    /// A literal every answer must equal (as `result`, `structured` or `text`).
+    pub expect: Option<toml::Value>,
 }
 
 /// Everything a run needs, validated.
@@ -101,7 +110,8 @@ pub struct Plan {
     pub name: String,
     pub source: String,
     pub target: TargetSpec,
-    pub protocol_version: String,
+    /// The protocol revision sessions speak, or `auto`.
+    pub protocol: crate::session::Protocol,
     pub workload: Workload,
     /// `None`: discover the tools and generate arguments from their schemas.
     pub mix: Option<Vec<OpSpec>>,
@@ -120,6 +130,8 @@ pub struct Plan {
     pub alerts: crate::alerts::AlertConfig,
     /// The security probes to run with the load, if any (`[security]`).
     pub security: Option<crate::security::SecurityConfig>,
+    /// Concurrency bug probes run before the load (`[concurrency]`).
+    pub concurrency: Option<crate::concurrency::ConcurrencyPlan>,
     /// The scenario as resolved, for the report.
     pub resolved: serde_json::Value,
 }
@@ -128,6 +140,7 @@ pub struct Plan {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub target: Option<TargetSpec>,
+    pub protocol: Option<crate::session::Protocol>,
     pub duration: Option<Duration>,
     pub vus: Option<u32>,
 }
@@ -220,15 +233,20 @@ fn validate(
         Some(t) => Some(t.clone()),
         None => target_from(&rt, base, &mut p),
     };
-    let protocol_version = rt
-        .protocol_version
-        .clone()
-        .unwrap_or_else(|| crate::session::SUPPORTED_VERSIONS[0].to_string());
-    if !crate::session::SUPPORTED_VERSIONS.contains(&protocol_version.as_str()) {
-        p.push(format!(
-            "`target.protocol_version` = \"{protocol_version}\" is not supported; use one of {}",
-            crate::session::SUPPORTED_VERSIONS.join(", ")
-        ));
+    let protocol = match (&ov.protocol, &rt.protocol_version) {
+        (Some(pv), _) => pv.clone(),
+        (None, Some(v)) => crate::session::Protocol::parse(v).unwrap_or_else(|e| {
+            p.push(format!("`target.protocol_version` = {e}"));
+            Default::default()
+        }),
+        (None, None) => Default::default(),
+    };
+    let framing = match &target {
+        Some(TargetSpec::WebSocket { framing, .. }) => framing.clone(),
+        _ => None,
+    };
+    if framing.is_some() && rt.protocol_version.is_some() {
+        p.push("`target.protocol_version` does not apply with `target.framing`: a custom envelope has no MCP lifecycle".into());
     }
     let run_duration = match (&ov.duration, &raw.duration) {
         (Some(d), _) => Some(*d),
@@ -236,7 +254,7 @@ fn validate(
         (None, None) => None,
     };
     let workload = workload_from(raw.workload.unwrap_or_default(), run_duration, ov, &mut p);
-    let mix = match raw.mix {
+    let mix: Option<Vec<OpSpec>> = match raw.mix {
         None => None,
         Some(ops) if ops.is_empty() => {
             p.push("`mix` is empty; give at least one [[mix]] entry, or leave it out to call every tool".into());
@@ -249,10 +267,28 @@ fn validate(
                 .collect(),
         ),
     };
+    if let Some(f) = &framing {
+        match &mix {
+            None if !f.maps("tools/list") => p.push(format!("with `target.framing` and no [[mix]], mcpstorm needs tools/list to find the tools; the framing maps only {}: add [[mix]] entries, or map \"tools/list\" in [target.framing.requests]", f.methods().join(", "))),
+            None => {}
+            Some(ops) => {
+                for (i, op) in ops.iter().enumerate() {
+                    let method = op_method(&op.kind);
+                    if !f.maps(method) {
+                        p.push(format!("`mix[{i}].op` = \"{method}\" has no frame in `target.framing.requests`; it maps {}", f.methods().join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    let launch_url = match &target {
+        Some(TargetSpec::Sse { url, .. }) => Some(format!("sse+{url}")),
+        _ => rt.url.clone(),
+    };
     let launch = rt
         .launch
         .as_ref()
-        .and_then(|l| chaos::launch_from(l, rt.url.as_deref(), base, &mut p));
+        .and_then(|l| chaos::launch_from(l, launch_url.as_deref(), base, &mut p));
     let proxies = chaos::proxies_from(raw.proxies.as_deref().unwrap_or_default(), &mut p);
     let target_proxy = rt.proxy.unwrap_or(false);
     let mut proxy_names: Vec<&str> = proxies.iter().map(|(n, _)| n.as_str()).collect();
@@ -260,9 +296,14 @@ fn validate(
         proxy_names.push("target");
         if !matches!(
             &target,
-            Some(TargetSpec::Http { .. } | TargetSpec::Embedded { stdio: false }) | None
+            Some(
+                TargetSpec::Http { .. }
+                    | TargetSpec::Sse { .. }
+                    | TargetSpec::WebSocket { .. }
+                    | TargetSpec::Embedded { stdio: false }
+            ) | None
         ) {
-            p.push("`target.proxy` needs an HTTP target (embedded or http): a stdio server has no socket to stand in front of".into());
+            p.push("`target.proxy` needs a network target (embedded, http, sse or websocket): a stdio server has no socket to stand in front of".into());
         }
     }
     let mut faults = chaos::faults_from(
@@ -287,18 +328,28 @@ fn validate(
         .as_ref()
         .and_then(|l| chaos::ledger_from(l, &mut p));
     match (&target, &launch) {
-        (Some(TargetSpec::Http { .. }), _) | (None, _) => {}
+        (
+            Some(TargetSpec::Http { .. } | TargetSpec::Sse { .. } | TargetSpec::WebSocket { .. }),
+            _,
+        )
+        | (None, _) => {}
         (Some(TargetSpec::Embedded { stdio: false }), Some(_)) => {
             p.push("`target.launch` does not apply to transport \"embedded\": mcpstorm starts its own server".into())
         }
         (Some(_), Some(_)) => p.push(
-            "`target.launch` goes with transport \"http\": a stdio server is started once per session already".into(),
+            "`target.launch` goes with a network transport (http, sse, websocket): a stdio server is started once per session already".into(),
         ),
         (Some(_), None) => {}
     }
     let supervised = matches!(
         (&target, &launch),
-        (Some(TargetSpec::Embedded { stdio: false }), _) | (Some(TargetSpec::Http { .. }), Some(_))
+        (Some(TargetSpec::Embedded { stdio: false }), _)
+            | (
+                Some(
+                    TargetSpec::Http { .. } | TargetSpec::Sse { .. } | TargetSpec::WebSocket { .. }
+                ),
+                Some(_)
+            )
     );
     if faults.iter().any(|f| f.kind.needs_supervisor()) && !supervised {
         p.push("`faults` of kind kill, term, stop or restart need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
@@ -324,6 +375,21 @@ fn validate(
             Err(e) => p.push(format!("`criteria[{i}]`: {e}")),
         }
     }
+    let concurrency = raw
+        .concurrency
+        .as_ref()
+        .map(|c| crate::concurrency::ConcurrencyPlan::from_raw(c, &mut p));
+    // A probe that finds a deadlock or a race must fail the run, criteria given or not.
+    if concurrency.is_some()
+        && !criteria
+            .iter()
+            .any(|c| c.metric == crate::criteria::Metric::Findings)
+    {
+        if criteria.is_empty() {
+            criteria.push(Criterion::parse("success_rate >= 0.95").expect("valid criterion"));
+        }
+        criteria.push(Criterion::parse("findings == 0").expect("valid criterion"));
+    }
     match (target, workload) {
         (Some(target), Some(workload)) if p.is_empty() => {
             let name = raw.name.unwrap_or_else(|| "scenario".into());
@@ -332,7 +398,7 @@ fn validate(
                 "description": raw.description,
                 "source": source,
                 "target": target,
-                "protocol_version": protocol_version,
+                "protocol_version": protocol,
                 "workload": workload,
                 "mix": mix.as_ref().map(|m: &Vec<OpSpec>| m.iter().map(OpSpec::describe).collect::<Vec<_>>()),
                 "criteria": criteria.iter().map(|c| c.text.clone()).collect::<Vec<_>>(),
@@ -341,13 +407,14 @@ fn validate(
                 "recovery": recovery,
                 "alerts": alerts,
                 "security": security,
+                "concurrency": concurrency,
                 "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
             Ok(Plan {
                 name,
                 source: source.to_string(),
                 target,
-                protocol_version,
+                protocol,
                 workload,
                 mix,
                 criteria,
@@ -359,6 +426,7 @@ fn validate(
                 proxies,
                 alerts,
                 security,
+                concurrency,
                 resolved,
             })
         }
@@ -369,9 +437,26 @@ fn validate(
     }
 }
 
+/// The MCP method an operation sends.
+fn op_method(kind: &OpKind) -> &'static str {
+    match kind {
+        OpKind::CallTool { .. } => "tools/call",
+        OpKind::ListTools => "tools/list",
+        OpKind::ReadResource { .. } => "resources/read",
+        OpKind::GetPrompt { .. } => "prompts/get",
+        OpKind::Ping => "ping",
+    }
+}
+
 fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Option<TargetSpec> {
     let transport = t.transport.clone().unwrap_or_else(|| {
-        if t.url.is_some() {
+        let ws_url = t
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("ws://") || u.starts_with("wss://"));
+        if t.framing.is_some() || ws_url {
+            "websocket".into()
+        } else if t.url.is_some() {
             "http".into()
         } else if t.command.is_some() {
             "stdio".into()
@@ -388,6 +473,9 @@ fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Optio
             }
         }
     };
+    if t.framing.is_some() && transport != "websocket" {
+        p.push(format!("`target.framing` does not apply to transport \"{transport}\"; it describes a custom WebSocket envelope (transport = \"websocket\")"));
+    }
     match transport.as_str() {
         "embedded" | "embedded-stdio" => {
             misplaced(
@@ -436,8 +524,54 @@ fn target_from(t: &RawTarget, base: Option<&Path>, p: &mut Vec<String>) -> Optio
             }
             Some(TargetSpec::Http { url, headers })
         }
+        "sse" | "websocket" => {
+            misplaced(
+                &[("command", t.command.is_some()), ("args", t.args.is_some())],
+                p,
+            );
+            let example = if transport == "sse" {
+                "\"http://127.0.0.1:3001/sse\" (the event stream)"
+            } else {
+                "\"ws://127.0.0.1:9000/ws\""
+            };
+            let Some(url) = t.url.clone() else {
+                p.push(format!("`target.url` is missing: transport \"{transport}\" needs the server's URL, like {example}"));
+                return None;
+            };
+            let schemes: &[&str] = if transport == "sse" {
+                &["http", "https"]
+            } else {
+                &["ws", "wss"]
+            };
+            match reqwest::Url::parse(&url) {
+                Err(e) => p.push(format!("`target.url` = \"{url}\" is not a valid URL: {e}")),
+                Ok(u) if !schemes.contains(&u.scheme()) => p.push(format!(
+                    "`target.url` = \"{url}\": transport \"{transport}\" needs a {} URL, like {example}",
+                    schemes.join(" or ")
+                )),
+                Ok(_) => {}
+            }
+            let headers = t.headers.clone().unwrap_or_default();
+            if let Err(e) = header_map(&headers, "`target.headers`") {
+                p.push(e);
+            }
+            if transport == "sse" {
+                return Some(TargetSpec::Sse { url, headers });
+            }
+            let env = |k: &str| std::env::var(k).ok();
+            let framing = t
+                .framing
+                .as_ref()
+                .and_then(|f| crate::transport::framing::Framing::from_raw(f, &env, p))
+                .map(std::sync::Arc::new);
+            Some(TargetSpec::WebSocket {
+                url,
+                headers,
+                framing,
+            })
+        }
         other => {
-            p.push(format!("`target.transport` = \"{other}\" is not known; use \"embedded\", \"embedded-stdio\", \"stdio\" or \"http\""));
+            p.push(format!("`target.transport` = \"{other}\" is not known; use \"embedded\", \"embedded-stdio\", \"stdio\", \"http\", \"sse\" or \"websocket\""));
             None
         }
     }
@@ -590,6 +724,7 @@ fn workload_from(
         graceful_stop,
         allow_destructive: w.allow_destructive.unwrap_or(false),
         exclude_tools: w.exclude_tools.unwrap_or_default(),
+        check_output_schema: w.check_output_schema.unwrap_or(true),
     })
 }
 
@@ -696,11 +831,58 @@ fn op_from(o: RawOp, i: usize, p: &mut Vec<String>) -> Option<OpSpec> {
             return None;
         }
     };
+    let check = answer_check(&o, i, p);
     Some(OpSpec {
         weight,
         kind,
         timeout,
+        check,
     })
+}
+
+/// `check` (an expression, parsed now) and `expect` (a literal) of one `[[mix]]` entry.
+fn answer_check(
+    o: &RawOp,
+    i: usize,
+    p: &mut Vec<String>,
+) -> Option<std::sync::Arc<crate::check::answer::AnswerCheck>> {
+    if o.check.is_none() && o.expect.is_none() {
+        return None;
+    }
+    if matches!(o.op.as_str(), "ping") {
+        p.push(format!(
+            "`mix[{i}].check`/`expect` do not apply to op \"ping\": its answer is always empty"
+        ));
+        return None;
+    }
+    let names: Vec<String> = match &o.arguments {
+        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let expr = match &o.check {
+        None => None,
+        Some(src) => match crate::check::expr::Expr::parse(src, &names) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                p.push(format!(
+                    "`mix[{i}].check` = \"{src}\": {e}\n      {src}\n      {}^",
+                    " ".repeat(e.column.saturating_sub(1))
+                ));
+                None
+            }
+        },
+    };
+    let expect = o
+        .expect
+        .as_ref()
+        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null));
+    if o.check.is_some() && expr.is_none() {
+        return None;
+    }
+    Some(std::sync::Arc::new(crate::check::answer::AnswerCheck {
+        expect,
+        expr,
+    }))
 }
 
 #[cfg(test)]
@@ -778,6 +960,57 @@ mod tests {
         let e = plan("[workload]\nvus = 1\ncriteria = [\"p95 < 1s\"]\n").unwrap_err();
         assert!(
             e.to_string().contains("must come before the first [table]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checks_parse_once_and_bad_ones_name_key_and_column() {
+        let p = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = "{{seq}}", b = 2 }
+            check = "result == a + b and not isError"
+            [[mix]]
+            op = "tools/call"
+            tool = "echo"
+            arguments = { message = "hi" }
+            expect = "hi"
+            "#,
+        )
+        .unwrap();
+        let mix = p.mix.unwrap();
+        assert!(mix[0].check.as_ref().unwrap().expr.is_some());
+        assert_eq!(
+            mix[1].check.as_ref().unwrap().expect,
+            Some(serde_json::json!("hi"))
+        );
+        let e = plan(
+            r#"
+            duration = "1s"
+            [[mix]]
+            op = "tools/call"
+            tool = "add"
+            arguments = { a = 1, b = 2 }
+            check = "result == a + c"
+            [[mix]]
+            op = "ping"
+            expect = 1
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`mix[0].check`")
+                && e.contains("column 15")
+                && e.contains("unknown name `c`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`mix[1].check`/`expect` do not apply to op \"ping\""),
             "{e}"
         );
     }

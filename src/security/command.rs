@@ -29,6 +29,15 @@ pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    if matches!(
+        opts.target,
+        TargetSpec::Sse { .. } | TargetSpec::WebSocket { .. }
+    ) {
+        return Err(Error::Usage(format!(
+            "--target {}: the probes speak Streamable HTTP and stdio; legacy SSE and WebSocket targets are not probed",
+            opts.target.describe()
+        )));
+    }
     let describe = opts.target.describe();
     let timeout = opts.config.timeout;
     let exe = crate::target::server_exe(opts.server_exe.as_deref());
@@ -95,6 +104,10 @@ pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
             server_name: outcome.server.name.clone(),
             server_version: outcome.server.version.clone(),
             protocol_version: outcome.server.protocol_version.clone(),
+            era: serde_json::to_value(outcome.server.era)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             capabilities: outcome.server.capabilities.clone(),
         },
         totals: Default::default(),

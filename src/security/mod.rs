@@ -81,6 +81,9 @@ pub enum Outcome {
 pub struct Evidence {
     pub request: String,
     pub response: String,
+    /// The same as data, where a probe has figures to give (the concurrency probes do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// One finding, in the shape of the report contract (BRIEF.md, "Report shape of a finding").
@@ -95,6 +98,10 @@ pub struct Finding {
     pub title: String,
     pub evidence: Evidence,
     pub advice: String,
+    /// Fields a newer mcpstorm (or another probe family) added, kept as they came so a report
+    /// read back and written again loses nothing.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Finding {
@@ -107,6 +114,7 @@ impl Finding {
             title: title.into(),
             evidence: Evidence::default(),
             advice: String::new(),
+            extra: serde_json::Map::new(),
         }
     }
     pub(crate) fn pass(probe: &str, severity: Severity, title: impl Into<String>) -> Self {
@@ -126,6 +134,7 @@ impl Finding {
         self.evidence = Evidence {
             request: request.into(),
             response: response.into(),
+            details: None,
         };
         self
     }

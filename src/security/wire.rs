@@ -282,6 +282,11 @@ impl Ctx {
                     detail: "internal: the embedded target must be started first".into(),
                 });
             }
+            TargetSpec::Sse { .. } | TargetSpec::WebSocket { .. } => {
+                return Err(CallError::Protocol {
+                    detail: "the security probes speak Streamable HTTP and stdio; legacy SSE and WebSocket targets are not probed".into(),
+                });
+            }
         };
         let mut ctx = Ctx {
             cfg,

@@ -7,8 +7,18 @@
 //! `kv_get`), plus one resource (`mcpstorm://info`) and one prompt
 //! (`greeting`).
 //!
-//! Two transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
-//! and a single session over stdin/stdout.
+//! Three transports are offered: Streamable HTTP at `/mcp` (with `/health`,
+//! `/ready` and `/metrics` beside it), MCP over WebSocket at `/ws` (one JSON-RPC message per text frame, one session
+//! per connection) on the same port, and a single session over stdin/stdout.
+//! Every protocol revision rmcp knows is served at once: the session revisions
+//! through `initialize`, the stateless 2026-07-28 through `server/discover` and
+//! per-request `_meta`; `--protocol-versions` narrows the set.
+//!
+//! Over HTTP it is also the example of a resilient server that mcpstorm's security and
+//! resilience probes must pass: bearer JWT auth, rate limits, bounded concurrency with a
+//! bounded queue, a body limit, per-tool circuit breakers, a memory guard, session binding,
+//! Origin checks, graceful shutdown and security events in the log, each one switchable
+//! (see `protect/` and `flags.rs`).
 //!
 //! What it must never do:
 //! - panic on anything a client sends: bad arguments become JSON-RPC errors or
@@ -19,11 +29,19 @@
 //!   which a parent process parses to learn the URL;
 //! - keep serving after `shutdown` is cancelled.
 
+mod drain;
+pub mod flags;
 mod handler;
 mod http;
 mod kv;
+pub mod log;
+mod metrics;
+mod ops;
+pub mod protect;
+mod session_ids;
 mod stdio;
 mod tools;
+mod websocket;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,6 +60,10 @@ pub struct ServeOptions {
     pub redis: Option<String>,
     /// With Redis: when a write is acknowledged.
     pub ack: kv::Ack,
+    /// HTTP mode: which protections are on.
+    pub protections: protect::Protections,
+    /// The protocol revisions to accept; `None`: every revision rmcp knows.
+    pub protocol_versions: Option<Vec<String>>,
 }
 
 pub use kv::Ack;
@@ -78,6 +100,23 @@ pub enum ServeError {
 /// In HTTP mode, prints `mcpstorm serve: listening on http://HOST:PORT/mcp`
 /// to stdout once the port is bound.
 pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<(), ServeError> {
+    if let Some(list) = &opts.protocol_versions {
+        let known = rmcp::model::ProtocolVersion::KNOWN_VERSIONS;
+        let mut versions = Vec::new();
+        for v in list {
+            match known.iter().find(|k| k.as_str() == v) {
+                Some(k) => versions.push(k.clone()),
+                None => {
+                    let names: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+                    return Err(ServeError::Storage(format!(
+                        "--protocol-versions: `{v}` is not a revision this server knows; use some of {}",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        let _ = handler::PROTOCOL_VERSIONS.set(versions);
+    }
     let kv = match &opts.redis {
         Some(url) => kv::KvStore::redis(url, opts.ack).map_err(ServeError::Storage)?,
         None => kv::KvStore::default(),
@@ -85,6 +124,12 @@ pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<()
     if opts.stdio {
         stdio::serve_stdio(kv, shutdown).await
     } else {
-        http::serve_http(SocketAddr::new(opts.host, opts.port), kv, shutdown).await
+        http::serve_http(
+            SocketAddr::new(opts.host, opts.port),
+            kv,
+            opts.protections,
+            shutdown,
+        )
+        .await
     }
 }

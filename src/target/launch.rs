@@ -234,14 +234,14 @@ pub async fn is_ready(ready: &Readiness) -> bool {
             )
         }
         Readiness::Mcp { url } => {
-            let spec = crate::target::TargetSpec::Http {
-                url: url.clone(),
-                headers: Default::default(),
+            // `url` is in `--target` form: http(s)://, sse+http(s)://, ws(s)://.
+            let Ok(spec) = crate::target::TargetSpec::parse_flag(url, &[]) else {
+                return false;
             };
             let log = std::sync::Arc::new(crate::transport::stdio::StderrLog::default());
             let Ok(c) = crate::target::Connector::new(
                 &spec,
-                crate::session::SUPPORTED_VERSIONS[0],
+                &crate::session::Protocol::Auto,
                 Duration::from_secs(1),
                 log,
                 1,

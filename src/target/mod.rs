@@ -7,9 +7,12 @@
 pub mod launch;
 
 use crate::error::CallError;
-use crate::session::Session;
+use crate::session::{Protocol, Session};
+use crate::transport::framing::Framing;
 use crate::transport::http::HttpTransport;
+use crate::transport::legacy_sse::LegacySseTransport;
 use crate::transport::stdio::{StderrLog, StdioSpec, StdioTransport};
+use crate::transport::websocket::WebSocketTransport;
 use crate::transport::{AnyTransport, http};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -34,6 +37,25 @@ pub enum TargetSpec {
         #[serde(serialize_with = "redacted")]
         headers: BTreeMap<String, String>,
     },
+    /// Legacy HTTP+SSE (2024-11-05): `GET` the event stream at `url`, POST to its endpoint.
+    Sse {
+        url: String,
+        #[serde(serialize_with = "redacted")]
+        headers: BTreeMap<String, String>,
+    },
+    /// WebSocket: JSON-RPC text frames, or a custom envelope.
+    #[serde(rename = "websocket")]
+    WebSocket {
+        url: String,
+        #[serde(serialize_with = "redacted")]
+        headers: BTreeMap<String, String>,
+        #[serde(serialize_with = "shown_framing")]
+        framing: Option<Arc<Framing>>,
+    },
+}
+
+fn shown_framing<S: serde::Serializer>(f: &Option<Arc<Framing>>, s: S) -> Result<S::Ok, S::Error> {
+    f.as_ref().map(|f| &f.shown).serialize(s)
 }
 
 fn redacted<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
@@ -56,7 +78,8 @@ fn redacted<S: serde::Serializer>(h: &BTreeMap<String, String>, s: S) -> Result<
 }
 
 impl TargetSpec {
-    /// Parse `--target`: `embedded`, `embedded-stdio`, an http(s) URL, or `stdio:COMMAND ARGS`.
+    /// Parse `--target`: `embedded`, `embedded-stdio`, an http(s) URL (Streamable HTTP),
+    /// `sse+http(s)://...` (legacy HTTP+SSE), a ws(s) URL, or `stdio:COMMAND ARGS`.
     pub fn parse_flag(s: &str, headers: &[String]) -> Result<TargetSpec, String> {
         let headers = parse_headers(headers)?;
         if s == "embedded" {
@@ -71,6 +94,28 @@ impl TargetSpec {
             return Ok(TargetSpec::Http {
                 url: s.to_string(),
                 headers,
+            });
+        }
+        if let Some(url) = s.strip_prefix("sse+") {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "--target `{s}`: after `sse+` comes the SSE stream's http(s) URL, like sse+http://127.0.0.1:3001/sse"
+                ));
+            }
+            reqwest::Url::parse(url)
+                .map_err(|e| format!("--target `{s}` is not a valid URL: {e}"))?;
+            return Ok(TargetSpec::Sse {
+                url: url.to_string(),
+                headers,
+            });
+        }
+        if s.starts_with("ws://") || s.starts_with("wss://") {
+            reqwest::Url::parse(s)
+                .map_err(|e| format!("--target `{s}` is not a valid URL: {e}"))?;
+            return Ok(TargetSpec::WebSocket {
+                url: s.to_string(),
+                headers,
+                framing: None,
             });
         }
         if let Some(cmd) = s.strip_prefix("stdio:") {
@@ -89,7 +134,7 @@ impl TargetSpec {
             }));
         }
         Err(format!(
-            "--target `{s}` is not a target: expected `embedded`, `embedded-stdio`, an http:// or https:// URL, or `stdio:COMMAND ARGS`"
+            "--target `{s}` is not a target: expected `embedded`, `embedded-stdio`, an http(s):// URL (Streamable HTTP), sse+http(s)://HOST/sse (legacy HTTP+SSE), a ws(s):// URL (WebSocket), or `stdio:COMMAND ARGS`"
         ))
     }
 
@@ -97,7 +142,31 @@ impl TargetSpec {
         match self {
             TargetSpec::Embedded { stdio: true } | TargetSpec::Stdio(_) => "stdio",
             TargetSpec::Embedded { stdio: false } | TargetSpec::Http { .. } => "streamable_http",
+            TargetSpec::Sse { .. } => "sse",
+            TargetSpec::WebSocket { .. } => "websocket",
         }
+    }
+
+    /// The URL of a network target (not stdio, not embedded).
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            TargetSpec::Http { url, .. }
+            | TargetSpec::Sse { url, .. }
+            | TargetSpec::WebSocket { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The same target at another URL (a fault proxy in front of it).
+    pub fn with_url(&self, new: String) -> TargetSpec {
+        let mut t = self.clone();
+        if let TargetSpec::Http { url, .. }
+        | TargetSpec::Sse { url, .. }
+        | TargetSpec::WebSocket { url, .. } = &mut t
+        {
+            *url = new;
+        }
+        t
     }
 
     pub fn describe(&self) -> String {
@@ -106,6 +175,11 @@ impl TargetSpec {
             TargetSpec::Embedded { stdio: true } => "embedded reference server (stdio)".into(),
             TargetSpec::Stdio(s) => format!("stdio: {}", s.display()),
             TargetSpec::Http { url, .. } => url.clone(),
+            TargetSpec::Sse { url, .. } => format!("sse+{url}"),
+            TargetSpec::WebSocket { url, framing, .. } => match framing {
+                Some(_) => format!("{url} (custom framing)"),
+                None => url.clone(),
+            },
         }
     }
 }
@@ -202,22 +276,38 @@ enum Wire {
         url: reqwest::Url,
         headers: HeaderMap,
     },
+    Sse {
+        client: reqwest::Client,
+        url: reqwest::Url,
+        headers: HeaderMap,
+    },
+    WebSocket {
+        url: reqwest::Url,
+        headers: HeaderMap,
+        framing: Option<Arc<Framing>>,
+    },
 }
 
 /// Opens sessions to one target. Shared by every virtual user of a run.
 pub struct Connector {
     wire: Wire,
-    protocol_version: String,
+    /// What sessions speak; `auto` becomes the revision found by the first session.
+    protocol: std::sync::Mutex<Protocol>,
     handshake_timeout: Duration,
     stderr_log: Arc<StderrLog>,
     opened: AtomicU64,
+    /// Sessions mcpstorm opened for its own questions (the health probe, the ledger's
+    /// read-backs): counted apart so that watching a run does not change its figures.
+    monitor_opened: AtomicU64,
+    /// Numbers every session, of either kind, to tag a stdio server's stderr lines.
+    tags: AtomicU64,
 }
 
 impl Connector {
     /// `spec` must not be `Embedded` any more: the caller resolved it to what it started.
     pub fn new(
         spec: &TargetSpec,
-        protocol_version: &str,
+        protocol: &Protocol,
         handshake_timeout: Duration,
         stderr_log: Arc<StderrLog>,
         pool_size: usize,
@@ -229,22 +319,53 @@ impl Connector {
                 url: reqwest::Url::parse(url).map_err(|e| format!("target url `{url}`: {e}"))?,
                 headers: header_map(headers, "target headers")?,
             },
+            TargetSpec::Sse { url, headers } => Wire::Sse {
+                client: http::client(pool_size),
+                url: reqwest::Url::parse(url).map_err(|e| format!("target url `{url}`: {e}"))?,
+                headers: header_map(headers, "target headers")?,
+            },
+            TargetSpec::WebSocket {
+                url,
+                headers,
+                framing,
+            } => Wire::WebSocket {
+                url: reqwest::Url::parse(url).map_err(|e| format!("target url `{url}`: {e}"))?,
+                headers: header_map(headers, "target headers")?,
+                framing: framing.clone(),
+            },
             TargetSpec::Embedded { .. } => {
                 return Err("internal: the embedded target must be started first".into());
             }
         };
         Ok(Connector {
             wire,
-            protocol_version: protocol_version.to_string(),
+            protocol: std::sync::Mutex::new(protocol.clone()),
             handshake_timeout,
             stderr_log,
             opened: AtomicU64::new(0),
+            monitor_opened: AtomicU64::new(0),
+            tags: AtomicU64::new(0),
         })
     }
 
-    /// Open a transport and run the handshake.
+    /// Open a session of the workload (or the preflight): transport and handshake.
     pub async fn open(&self) -> Result<Session, CallError> {
-        let n = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.open_session().await
+    }
+
+    /// Open a session for mcpstorm's own monitoring (probe, ledger read-back); it is not
+    /// one of the run's `sessions_opened`.
+    pub async fn open_monitor(&self) -> Result<Session, CallError> {
+        self.monitor_opened.fetch_add(1, Ordering::Relaxed);
+        self.open_session().await
+    }
+
+    /// Open a transport and start a session. With `auto`, the first session that starts
+    /// settles the revision for every later one (one detection per run, not per session).
+    async fn open_session(&self) -> Result<Session, CallError> {
+        let n = self.tags.fetch_add(1, Ordering::Relaxed) + 1;
+        let protocol = self.protocol();
         let transport = match &self.wire {
             Wire::Stdio(spec) => {
                 AnyTransport::Stdio(StdioTransport::spawn(spec, self.stderr_log.clone(), n).await?)
@@ -258,12 +379,51 @@ impl Connector {
                 url.clone(),
                 headers.clone(),
             )),
+            Wire::Sse {
+                client,
+                url,
+                headers,
+            } => AnyTransport::LegacySse(
+                LegacySseTransport::connect(
+                    client.clone(),
+                    url.clone(),
+                    headers.clone(),
+                    self.handshake_timeout,
+                )
+                .await?,
+            ),
+            Wire::WebSocket {
+                url,
+                headers,
+                framing,
+            } => AnyTransport::WebSocket(
+                WebSocketTransport::connect(url, headers, framing.clone(), self.handshake_timeout)
+                    .await?,
+            ),
         };
-        Session::handshake(transport, &self.protocol_version, self.handshake_timeout).await
+        let session = Session::open(transport, &protocol, self.handshake_timeout).await?;
+        if protocol == Protocol::Auto
+            && let Ok(mut p) = self.protocol.lock()
+        {
+            *p = Protocol::Revision(session.info.protocol_version.clone());
+        }
+        Ok(session)
+    }
+
+    /// What the next session will speak (`auto` until the first session settled it).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or(Protocol::Auto)
     }
 
     pub fn sessions_opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    pub fn monitor_sessions_opened(&self) -> u64 {
+        self.monitor_opened.load(Ordering::Relaxed)
     }
 
     pub fn flush_logs(&self) {

@@ -4,9 +4,15 @@
 //! One `reqwest::Client` (and so one connection pool) is shared by all sessions of a run.
 //! A 404 on a request that carried a session id means the server forgot the session: that is
 //! `SessionLost`, and the session above re-initializes. This file never retries.
+//!
+//! In the stateless revision (2026-07-28) there is no session id; every POST carries
+//! `MCP-Protocol-Version`, `Mcp-Method` and, for named requests, `Mcp-Name`; the wire has no
+//! client-to-server notifications (closing the request is the cancellation); and a JSON-RPC
+//! error comes with an HTTP status of its own (404 for an unknown method, 400 for bad
+//! params), so an error status whose body is a JSON-RPC error counts as that error.
 
 use super::sse::{Decoder, Event};
-use super::{Step, Transport, step};
+use super::{Call, Step, Transport, step};
 use crate::error::{CallError, excerpt};
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
@@ -15,6 +21,8 @@ use std::time::Duration;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
 
 /// The shared HTTP client for a run, tuned for many concurrent sessions on one host.
 pub fn client(pool_size: usize) -> reqwest::Client {
@@ -36,6 +44,8 @@ pub(crate) struct HttpTransport {
     headers: HeaderMap,
     session_id: Option<HeaderValue>,
     protocol_version: Option<HeaderValue>,
+    /// The stateless revision: routing headers on every POST, no notifications.
+    stateless: bool,
     decoder_events: Vec<Event>,
 }
 
@@ -47,6 +57,7 @@ impl HttpTransport {
             headers,
             session_id: None,
             protocol_version: None,
+            stateless: false,
             decoder_events: Vec::new(),
         }
     }
@@ -55,7 +66,11 @@ impl HttpTransport {
         self.session_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
-    async fn post(&mut self, body: Vec<u8>) -> Result<reqwest::Response, CallError> {
+    async fn post(
+        &mut self,
+        body: Vec<u8>,
+        route: Option<(&str, Option<&str>)>,
+    ) -> Result<reqwest::Response, CallError> {
         let mut req = self
             .client
             .post(self.url.clone())
@@ -68,6 +83,16 @@ impl HttpTransport {
         if let Some(v) = &self.protocol_version {
             req = req.header(HeaderName::from_static(VERSION_HEADER), v.clone());
         }
+        if self.stateless
+            && let Some((method, name)) = route
+        {
+            if let Ok(m) = HeaderValue::from_str(method) {
+                req = req.header(HeaderName::from_static(METHOD_HEADER), m);
+            }
+            if let Some(n) = name.and_then(|n| HeaderValue::from_str(&header_text(n)).ok()) {
+                req = req.header(HeaderName::from_static(NAME_HEADER), n);
+            }
+        }
         let resp = req
             .body(body)
             .send()
@@ -79,12 +104,16 @@ impl HttpTransport {
         Ok(resp)
     }
 
-    /// A non-success status as an error; a 404 on a known session is `SessionLost`.
-    async fn status_error(&self, resp: reqwest::Response, had_session: bool) -> CallError {
+    /// A non-success status as an error; a 404 on a known session is `SessionLost`; in the
+    /// stateless revision, a JSON-RPC error body is that error.
+    async fn status_error(&self, resp: reqwest::Response, had_session: bool, id: u64) -> CallError {
         let status = resp.status().as_u16();
         if status == 404 && had_session {
             return CallError::SessionLost {
-                session_id: self.session_id().unwrap_or_default().to_string(),
+                detail: format!(
+                    "HTTP 404 for Mcp-Session-Id {}",
+                    self.session_id().unwrap_or_default()
+                ),
             };
         }
         let www_authenticate = resp
@@ -93,6 +122,11 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = resp.text().await.unwrap_or_default();
+        if self.stateless
+            && let Some(e) = jsonrpc_error(body.as_bytes(), id)
+        {
+            return e;
+        }
         CallError::HttpStatus {
             status,
             body: excerpt(&body, 300),
@@ -124,7 +158,7 @@ impl HttpTransport {
                     Step::Done(r) => done = Some(r),
                     Step::Answer(answer) => {
                         // The server asked us something mid-stream (ping): answer on a new POST.
-                        let _ = self.post(answer).await;
+                        let _ = self.post(answer, None).await;
                     }
                     Step::Skip => {}
                 }
@@ -139,9 +173,11 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    async fn request(&mut self, id: u64, body: Vec<u8>) -> Result<Value, CallError> {
+    async fn request(&mut self, call: Call<'_>) -> Result<Value, CallError> {
+        let id = call.id;
         let had_session = self.session_id.is_some();
-        let resp = self.post(body).await?;
+        let name = crate::jsonrpc::request_name(call.method, call.params);
+        let resp = self.post(call.body, Some((call.method, name))).await?;
         let status = resp.status();
         if status == reqwest::StatusCode::ACCEPTED {
             return Err(CallError::Protocol {
@@ -149,7 +185,7 @@ impl Transport for HttpTransport {
             });
         }
         if !status.is_success() {
-            return Err(self.status_error(resp, had_session).await);
+            return Err(self.status_error(resp, had_session, id).await);
         }
         let content_type = resp
             .headers()
@@ -178,12 +214,15 @@ impl Transport for HttpTransport {
     }
 
     async fn notify(&mut self, body: Vec<u8>) -> Result<(), CallError> {
+        if self.stateless {
+            return Ok(());
+        }
         let had_session = self.session_id.is_some();
-        let resp = self.post(body).await?;
+        let resp = self.post(body, None).await?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(self.status_error(resp, had_session).await)
+            Err(self.status_error(resp, had_session, 0).await)
         }
     }
 
@@ -192,7 +231,11 @@ impl Transport for HttpTransport {
     }
 
     fn negotiated(&mut self, protocol_version: &str) {
-        self.protocol_version = HeaderValue::from_str(protocol_version).ok();
+        self.protocol_version = match protocol_version {
+            "" => None,
+            v => HeaderValue::from_str(v).ok(),
+        };
+        self.stateless = crate::session::is_stateless(protocol_version);
     }
 
     async fn close(self) {
@@ -205,6 +248,41 @@ impl Transport for HttpTransport {
                 .timeout(Duration::from_secs(2));
             let _ = req.send().await;
         }
+    }
+}
+
+/// A JSON-RPC error body (for request `id`, or with no id at all) as that error.
+fn jsonrpc_error(body: &[u8], id: u64) -> Option<CallError> {
+    let msg: crate::jsonrpc::Incoming = serde_json::from_slice(body).ok()?;
+    let matches = match &msg.id {
+        None | Some(Value::Null) => true,
+        Some(v) => v.as_u64() == Some(id),
+    };
+    let e = msg.error.filter(|_| matches)?;
+    Some(CallError::JsonRpc {
+        code: e.code,
+        message: excerpt(
+            &crate::session::unsupported_version_message(e.code, &e.message, e.data.as_ref()),
+            200,
+        ),
+    })
+}
+
+/// A header value as the stateless revision writes it: as is when it is plain visible
+/// ASCII, else Base64 between `=?base64?` and `?=`.
+pub(crate) fn header_text(value: &str) -> String {
+    use base64::Engine;
+    let edge_space = value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']);
+    let visible = value.chars().all(|c| (' '..='~').contains(&c));
+    let sentinel = value.starts_with("=?base64?") && value.ends_with("?=");
+    let plain = visible && !edge_space && !sentinel;
+    if plain {
+        value.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
     }
 }
 
@@ -360,5 +438,30 @@ pub(crate) async fn send_raw(
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err(CallError::Timeout { after: timeout }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_plain_or_base64() {
+        assert_eq!(header_text("echo"), "echo");
+        assert_eq!(header_text("file:///a b.md"), "file:///a b.md");
+        assert_eq!(header_text("héllo"), "=?base64?aMOpbGxv?=");
+        assert_eq!(header_text(" x"), "=?base64?IHg=?=");
+    }
+
+    #[test]
+    fn a_jsonrpc_error_body_is_that_error() {
+        let body = br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2025-11-25"],"requested":"2026-07-28"}}}"#;
+        let e = jsonrpc_error(body, 3).unwrap();
+        assert!(
+            matches!(&e, CallError::JsonRpc { code: -32022, message } if message.contains("supports 2025-11-25")),
+            "{e}"
+        );
+        assert!(jsonrpc_error(body, 4).is_none());
+        assert!(jsonrpc_error(b"Bad Request", 3).is_none());
     }
 }

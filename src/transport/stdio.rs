@@ -5,7 +5,7 @@
 //! log, so a chatty server can never block on a full pipe; the last lines are kept for
 //! diagnosis ("process exited with code 1: ...").
 
-use super::{Step, Transport, step};
+use super::{Call, Step, Transport, step};
 use crate::error::CallError;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -264,8 +264,9 @@ impl StdioTransport {
 }
 
 impl Transport for StdioTransport {
-    async fn request(&mut self, id: u64, body: Vec<u8>) -> Result<Value, CallError> {
-        self.write(body).await?;
+    async fn request(&mut self, call: Call<'_>) -> Result<Value, CallError> {
+        let id = call.id;
+        self.write(call.body).await?;
         loop {
             // `read_until` is cancel-safe: a partial line stays in `self.line` for next time.
             let n = match self.stdout.read_until(b'\n', &mut self.line).await {

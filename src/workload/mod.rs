@@ -9,10 +9,14 @@ pub mod schema;
 pub mod template;
 pub mod vu;
 
+use crate::check::answer::{AnswerCheck, OutputSchema};
+use crate::error::CallError;
 use crate::metrics::OpKey;
 use rand::Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use template::{Ctx, Template};
 
@@ -33,6 +37,8 @@ pub struct Workload {
     pub graceful_stop: Duration,
     pub allow_destructive: bool,
     pub exclude_tools: Vec<String>,
+    /// Validate `structuredContent` against each tool's declared `outputSchema`.
+    pub check_output_schema: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +122,8 @@ pub struct OpSpec {
     pub weight: u32,
     pub kind: OpKind,
     pub timeout: Option<Duration>,
+    /// What a correct answer is (`check` / `expect`).
+    pub check: Option<Arc<AnswerCheck>>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +144,21 @@ impl OpSpec {
             OpKind::GetPrompt { name, .. } => format!("prompts/get {name}"),
             OpKind::Ping => "ping".into(),
         };
-        format!("{what} (weight {})", self.weight)
+        let check = self.check.as_ref().map(|c| {
+            let mut parts = Vec::new();
+            if let Some(e) = &c.expr {
+                parts.push(format!("check `{}`", e.source));
+            }
+            if let Some(v) = &c.expect {
+                parts.push(format!("expect {v}"));
+            }
+            format!(", {}", parts.join(", "))
+        });
+        format!(
+            "{what} (weight {}{})",
+            self.weight,
+            check.unwrap_or_default()
+        )
     }
 }
 
@@ -166,9 +188,25 @@ pub struct MixEntry {
     params: Params,
     pub timeout: Option<Duration>,
     weight: u32,
+    check: Option<Arc<AnswerCheck>>,
+    /// The tool's declared `outputSchema`, compiled.
+    schema: Option<OutputSchema>,
 }
 
 impl MixEntry {
+    /// Is this answer right? `params` are the ones sent; only the answer's shape, the
+    /// scenario's check and the tool's outputSchema are judged here.
+    pub fn judge(&self, result: &Value, params: Option<&Value>) -> Result<(), CallError> {
+        let args = params.and_then(|p| p.get("arguments"));
+        crate::check::answer::judge(
+            self.method,
+            result,
+            args,
+            self.check.as_deref(),
+            self.schema.as_ref(),
+        )
+    }
+
     pub fn params<R: Rng>(&self, ctx: &mut Ctx<'_, R>) -> Option<Value> {
         match &self.params {
             Params::None => None,
@@ -230,6 +268,8 @@ impl Mix {
                     params,
                     timeout: s.timeout,
                     weight: s.weight,
+                    check: s.check.clone(),
+                    schema: None,
                 }
             })
             .collect();
@@ -277,6 +317,8 @@ impl Mix {
                 },
                 timeout: None,
                 weight: 1,
+                check: None,
+                schema: None,
             });
         }
         if entries.is_empty() {
@@ -307,9 +349,26 @@ impl Mix {
             },
             timeout: None,
             weight: spec.weight,
+            check: None,
+            schema: None,
         });
         self.total_weight += spec.weight as u64;
         self
+    }
+
+    /// Attach each tool's compiled `outputSchema` to the calls of that tool.
+    pub fn with_output_schemas(mut self, schemas: &HashMap<String, OutputSchema>) -> Mix {
+        for e in &mut self.entries {
+            if let Some(tool) = &e.key.tool {
+                e.schema = schemas.get(tool).cloned();
+            }
+        }
+        self
+    }
+
+    /// Does any entry call a tool (so the tools' output schemas matter)?
+    pub fn calls_tools(&self) -> bool {
+        self.entries.iter().any(|e| e.method == "tools/call")
     }
 
     fn weighted(entries: Vec<MixEntry>, skipped: Vec<String>) -> Mix {
@@ -383,11 +442,13 @@ mod tests {
                 weight: 3,
                 kind: OpKind::Ping,
                 timeout: None,
+                check: None,
             },
             OpSpec {
                 weight: 1,
                 kind: OpKind::ListTools,
                 timeout: None,
+                check: None,
             },
         ];
         let mix = Mix::from_specs(&specs);
@@ -413,6 +474,7 @@ mod tests {
             graceful_stop: Duration::from_secs(1),
             allow_destructive: false,
             exclude_tools: vec!["gzip".into()],
+            check_output_schema: true,
         };
         let mix = Mix::discovered(&tools, &workload).unwrap();
         assert_eq!(mix.names(), vec!["tools/call safe"]);

@@ -11,7 +11,6 @@ use crate::session::Session;
 use crate::target::Connector;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +34,8 @@ pub struct Shared {
     pub in_flight: AtomicU64,
     /// Where writes the ledger tracks are booked.
     pub ledger: Option<Arc<crate::check::ledger::Ledger>>,
+    /// Where recorded sessions' traffic is written (`run --record`).
+    pub trace: Option<Arc<crate::trace::record::TraceWriter>>,
     /// Start no new iteration.
     pub stop: CancellationToken,
     /// Drop what is in flight and end now.
@@ -47,6 +48,8 @@ pub struct Vu {
     ops_on_session: u64,
     backoff: Duration,
     rng: SmallRng,
+    /// This session's place in the trace, when it is one of the recorded ones.
+    trace: Option<crate::trace::record::TraceSession>,
 }
 
 impl Vu {
@@ -57,17 +60,27 @@ impl Vu {
             ops_on_session: 0,
             backoff: Duration::ZERO,
             rng: SmallRng::from_rng(&mut rand::rng()),
+            trace: None,
         }
+    }
+
+    fn opened(&mut self, sh: &Shared, s: Session, opened_at: Instant) {
+        sh.recorder.session_opened();
+        self.trace = sh
+            .trace
+            .as_ref()
+            .and_then(|w| w.session_opened(&s.info, opened_at));
+        self.session = Some(s);
     }
 
     /// Open the session now (open-model preallocation). A failure is left for the first
     /// iteration to record.
     pub async fn connect(&mut self, sh: &Shared) {
+        let opened_at = Instant::now();
         if self.session.is_none()
             && let Ok(s) = sh.connector.open().await
         {
-            sh.recorder.session_opened();
-            self.session = Some(s);
+            self.opened(sh, s, opened_at);
         }
     }
 
@@ -84,10 +97,10 @@ impl Vu {
         });
         let connect_start = intended.unwrap_or_else(Instant::now);
         if self.session.is_none() {
+            let opened_at = Instant::now();
             match sh.connector.open().await {
                 Ok(s) => {
-                    sh.recorder.session_opened();
-                    self.session = Some(s);
+                    self.opened(sh, s, opened_at);
                     self.ops_on_session = 0;
                     self.backoff = Duration::ZERO;
                 }
@@ -105,11 +118,14 @@ impl Vu {
         let start = intended.unwrap_or_else(Instant::now);
         let timeout = entry.timeout.unwrap_or(sh.timeout);
         sh.in_flight.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
         let answer = session.call(entry.method, params.as_ref(), timeout).await;
         sh.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(w), Some(t)) = (&sh.trace, &mut self.trace) {
+            w.exchange(t, entry.method, params.as_ref(), sent, &answer);
+        }
         let outcome = match answer {
-            Ok(result) if entry.method == "tools/call" => tool_outcome(&result),
-            Ok(_) => Ok(()),
+            Ok(result) => entry.judge(&result, params.as_ref()),
             Err(e) => Err(e),
         };
         sh.recorder
@@ -142,6 +158,7 @@ impl Vu {
     }
 
     pub async fn close(&mut self, sh: &Shared) {
+        self.trace = None;
         if let Some(s) = self.session.take() {
             sh.recorder.session_closed();
             let _ = tokio::time::timeout(Duration::from_secs(3), s.close()).await;
@@ -151,6 +168,7 @@ impl Vu {
     /// Forget the session without the polite close (abort path); the transport's drop
     /// guards still end the process tree.
     pub fn discard(&mut self, sh: &Shared) {
+        self.trace = None;
         if self.session.take().is_some() {
             sh.recorder.session_closed();
         }
@@ -167,45 +185,4 @@ fn unreachable(e: &CallError) -> bool {
             | CallError::ProcessExited { .. }
             | CallError::Spawn { .. }
     )
-}
-
-/// A `tools/call` result that says `isError`, or has no content, is a failed call.
-fn tool_outcome(result: &Value) -> Result<(), CallError> {
-    if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let text = result
-            .get("content")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
-            .unwrap_or("(no text)");
-        return Err(CallError::ToolError {
-            text: crate::error::excerpt(text, 200),
-        });
-    }
-    if result.get("content").is_none_or(|c| !c.is_array())
-        && result.get("structuredContent").is_none()
-    {
-        return Err(CallError::Protocol {
-            detail: "the tools/call result has no `content` array".into(),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn tool_errors_and_shapeless_results_fail() {
-        assert!(tool_outcome(&json!({"content": [{"type": "text", "text": "ok"}]})).is_ok());
-        let e =
-            tool_outcome(&json!({"isError": true, "content": [{"type": "text", "text": "boom"}]}))
-                .unwrap_err();
-        assert_eq!(e.to_string(), "tool returned isError: boom");
-        assert!(matches!(
-            tool_outcome(&json!({})),
-            Err(CallError::Protocol { .. })
-        ));
-    }
 }

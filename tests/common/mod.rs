@@ -113,6 +113,35 @@ pub fn reference_http_on(port: u16) -> Proc {
     spawn_http(cmd, port, "mcpstorm serve")
 }
 
+/// The reference server over HTTP on a free port, with extra `serve` flags.
+pub fn reference_http_with(extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--port", &port.to_string()]).args(extra);
+    spawn_http(cmd, port, "mcpstorm serve")
+}
+
+/// server-everything serving the legacy HTTP+SSE transport (`GET /sse`, `POST /message`).
+pub fn everything_sse() -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new("node");
+    cmd.arg(everything_js())
+        .arg("sse")
+        .env("PORT", port.to_string())
+        .env("GZIP_ALLOWED_DOMAINS", "127.0.0.1");
+    spawn_http(cmd, port, "server-everything (sse)")
+}
+
+/// The custom-envelope WebSocket daemon (tests/fixtures/ws_daemon.py) with `token`.
+pub fn ws_daemon(token: &str) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("ws_daemon.py"))
+        .arg(port.to_string())
+        .env("DAEMON_TOKEN", token);
+    spawn_http(cmd, port, "the WebSocket daemon")
+}
+
 pub fn everything_http() -> Proc {
     let port = free_port();
     let mut cmd = Command::new("node");
@@ -205,9 +234,23 @@ pub fn run_scenario(toml: &str, extra: &[&str]) -> RunResult {
     )
 }
 
+/// `run_scenario` with extra environment variables for mcpstorm.
+pub fn run_scenario_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> RunResult {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, toml).expect("write scenario");
+    let args = [&["run", path.to_str().unwrap_or_default()], extra].concat();
+    run_args_env(&args, dir, env)
+}
+
 pub fn run_args(args: &[&str], dir: tempfile::TempDir) -> RunResult {
+    run_args_env(args, dir, &[])
+}
+
+pub fn run_args_env(args: &[&str], dir: tempfile::TempDir, env: &[(&str, &str)]) -> RunResult {
     let out = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .arg("--out")
         .arg(dir.path())
         .env("MCPSTORM_EXE", BIN)
@@ -236,7 +279,11 @@ pub fn toml_str(p: &Path) -> String {
 
 /// A real redis-server of this test's own on a free loopback port, nothing kept on disk.
 pub fn redis_server() -> Proc {
-    let port = free_port();
+    redis_server_on(free_port())
+}
+
+/// A real redis-server on `port` (to bring one back where a stopped one was).
+pub fn redis_server_on(port: u16) -> Proc {
     let dir = std::env::temp_dir();
     let mut cmd = Command::new("redis-server");
     cmd.args([
@@ -253,21 +300,19 @@ pub fn redis_server() -> Proc {
     spawn_http(cmd, port, "redis-server")
 }
 
-/// Like `run_args`, with extra environment variables for the mcpstorm process.
-pub fn run_args_env(args: &[&str], env: &[(&str, &str)], dir: tempfile::TempDir) -> RunResult {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--out")
-        .arg(dir.path())
-        .env("MCPSTORM_EXE", BIN)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mcpstorm");
-    finish(out, dir)
-}
-
 /// Start a command that serves HTTP on `port`; ended by pid when the guard drops.
 pub fn spawn_http_server(cmd: Command, port: u16, what: &str) -> Proc {
     spawn_http(cmd, port, what)
+}
+
+/// The deliberately buggy FastMCP fixture (`correct`, `wrong-answer`, `deadlock`, `race`)
+/// over Streamable HTTP on a free port.
+pub fn buggy_http(mode: &str) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(fixture("buggy_server.py"))
+        .arg(mode)
+        .arg("http")
+        .arg(port.to_string());
+    spawn_http(cmd, port, &format!("buggy_server.py {mode}"))
 }

@@ -1,16 +1,11 @@
-//! The terminal dashboard (ratatui), shown when stdout is a terminal and `--no-tui` is not
-//! given: key figures, a fault timeline with recovery windows and alerts, charts of calls/s,
-//! success rate, latency percentiles and the target's RSS and CPU over time, a per-tool table,
-//! and the latest faults and alerts. `q` (or Esc, or Ctrl-C) stops the run cleanly; the
-//! report is still written. A second Ctrl-C aborts calls in flight.
-//!
-//! It runs on a thread of its own (terminal input is blocking), redraws twice a second, and
-//! reads only [`LiveState`].
+//! One frame of the dashboard: what it shows, gathered from [`LiveState`] by
+//! [`View::refresh`] and drawn by [`View::draw`]. It reads figures and lays them out; the
+//! rates it shows come from the report's own definitions ([`crate::report::fraction`]),
+//! never from arithmetic of its own.
 
-use super::LiveState;
+use crate::live::LiveState;
 use crate::report::{AlertRecord, FaultRecord, OpFigures, RecoveryRecord, SecondPoint};
 use ratatui::Frame;
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::symbols::Marker;
@@ -18,71 +13,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Axis, Block, Cell, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table,
 };
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// One line of a chart: its legend, colour and points.
 type ChartLine = (&'static str, Color, Vec<(f64, f64)>);
 
 /// Seconds of history the charts show.
 const WINDOW_S: u64 = 120;
-const REDRAW: Duration = Duration::from_millis(500);
-
-/// The dashboard of one run; `stop` ends the run cleanly, `abort` cuts calls in flight.
-pub struct Dashboard {
-    done: CancellationToken,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Dashboard {
-    /// Take over the terminal; `None` when it cannot (then the caller prints plain lines).
-    pub fn start(
-        state: Arc<LiveState>,
-        stop: CancellationToken,
-        abort: CancellationToken,
-    ) -> Option<Dashboard> {
-        let terminal = ratatui::try_init().ok()?;
-        let done = CancellationToken::new();
-        let until = done.clone();
-        let thread = std::thread::Builder::new()
-            .name("mcpstorm-tui".into())
-            .spawn(move || {
-                let mut terminal = terminal;
-                let mut view = View::default();
-                while !until.is_cancelled() {
-                    view.refresh(&state);
-                    let _ = terminal.draw(|f| view.draw(f, &state, stop.is_cancelled()));
-                    if let Ok(true) = event::poll(REDRAW)
-                        && let Ok(Event::Key(k)) = event::read()
-                        && k.kind == KeyEventKind::Press
-                    {
-                        let ctrl_c = k.code == KeyCode::Char('c')
-                            && k.modifiers.contains(KeyModifiers::CONTROL);
-                        if matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c {
-                            if stop.is_cancelled() && ctrl_c {
-                                abort.cancel();
-                            }
-                            stop.cancel();
-                        }
-                    }
-                }
-                ratatui::restore();
-            })
-            .ok()?;
-        Some(Dashboard { done, thread })
-    }
-
-    /// Give the terminal back (the summary is printed after this).
-    pub fn finish(self) {
-        self.done.cancel();
-        let _ = self.thread.join();
-    }
-}
 
 /// What one frame shows, gathered from the live state.
 #[derive(Default)]
-pub struct View {
+pub(crate) struct View {
     series: Vec<SecondPoint>,
     tools: Vec<(String, OpFigures)>,
     faults: Vec<FaultRecord>,
@@ -95,7 +35,8 @@ pub struct View {
 
 impl View {
     pub fn refresh(&mut self, s: &LiveState) {
-        self.series = s.recorder.series();
+        // The charts show the last two minutes; a day-long series is not copied twice a second.
+        self.series = s.recorder.series_tail(WINDOW_S as usize + 1);
         let mut tools: Vec<(String, OpFigures)> =
             s.recorder.by_operation_and_tool().1.into_iter().collect();
         tools.sort_by_key(|(_, f)| std::cmp::Reverse(f.calls));
@@ -164,10 +105,9 @@ impl View {
         let (calls, ok, _) = self.totals;
         let last = self.last();
         let rate = last.map(|p| p.calls).unwrap_or(0);
-        let success = if calls == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.2} %", ok as f64 * 100.0 / calls as f64)
+        let success = match crate::report::fraction(ok, calls) {
+            None => "-".to_string(),
+            Some(r) => format!("{:.2} %", r * 100.0),
         };
         let mut spans = vec![
             "calls/s ".dark_gray(),
@@ -293,6 +233,8 @@ impl View {
             .collect();
         let chart = Chart::new(datasets)
             .block(Block::bordered().title(format!(" {title} ")))
+            // ratatui hides a legend taller than a quarter of the chart: three lines are.
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
             .x_axis(
                 Axis::default()
                     .bounds([x0, x1])
@@ -331,13 +273,13 @@ impl View {
         let lines = vec![(
             "success %",
             Color::Cyan,
-            self.points(|p| (p.calls > 0).then(|| p.ok as f64 * 100.0 / p.calls as f64)),
+            self.points(|p| p.success_rate().map(|r| r * 100.0)),
         )];
         self.chart(f, area, "success rate", "%", lines);
     }
 
     fn latency_chart(&self, f: &mut Frame, area: Rect) {
-        let has = |p: &SecondPoint| p.ok > 0;
+        let has = SecondPoint::has_latency;
         let lines = vec![
             (
                 "p50",
@@ -383,11 +325,7 @@ impl View {
         let header = Row::new(["tool", "calls", "ok %", "p50", "p95", "p99"])
             .style(Style::default().add_modifier(Modifier::BOLD));
         let rows = self.tools.iter().map(|(name, t)| {
-            let ok = if t.calls == 0 {
-                0.0
-            } else {
-                t.ok as f64 * 100.0 / t.calls as f64
-            };
+            let ok = t.success_rate().unwrap_or(0.0) * 100.0;
             let ok_cell = Cell::from(format!("{ok:.2}")).style(if ok < 99.0 {
                 Style::default().fg(Color::Red)
             } else {
@@ -521,6 +459,8 @@ mod tests {
     use crate::metrics::{OpKey, Recorder};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn draws_figures_tools_faults_and_alerts() {
@@ -539,7 +479,7 @@ mod tests {
             1.0,
             crate::alerts::Observation {
                 point: Some(&p),
-                probe_ok: Some(false),
+                probe: crate::alerts::ProbeWindow::of(&[(0.2, false)], 0),
                 rss_limit_mb: None,
             },
         );
