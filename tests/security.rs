@@ -685,3 +685,118 @@ fn security_keys_are_validated_with_their_names() {
         assert!(r.stderr.contains(key), "no {key}: {}", r.stderr);
     }
 }
+
+// ---- the hardened reference server: everything on passes, each protection off is caught --
+
+const REF_SECRET: &str = "reference-probe-secret-0123456789abcdef";
+
+/// `mcpstorm serve --hardened` with HS256 auth, plus `flags`, on a free port.
+fn reference_hardened(flags: &[&str]) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--hardened",
+        "--auth-hs256-secret-env",
+        SECRET_VAR,
+    ])
+    .args(flags)
+    .env(SECRET_VAR, REF_SECRET);
+    spawn_http_server(cmd, port, "mcpstorm serve --hardened")
+}
+
+fn probe_reference(server: &Proc, args: &[&str]) -> RunResult {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    run_args_env(
+        &[
+            &[
+                "probe",
+                "--target",
+                url.as_str(),
+                "--auth-hs256-secret-env",
+                SECRET_VAR,
+            ],
+            args,
+        ]
+        .concat(),
+        dir,
+        &[(SECRET_VAR, REF_SECRET)],
+    )
+}
+
+#[test]
+fn the_hardened_reference_server_passes_the_whole_suite() {
+    let server = reference_hardened(&["--rate-per-ip", "100"]);
+    let r = probe_reference(&server, &["--rate-limit", "100"]);
+    assert_eq!(failures(&r), Vec::<String>::new(), "{}", r.describe());
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let skipped: Vec<&Value> = r.report()["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["outcome"] == "skip")
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "every probe runs against it: {skipped:?}"
+    );
+}
+
+#[test]
+fn the_reference_throttle_point_is_within_20_percent_of_rate_per_ip() {
+    let server = reference_hardened(&["--rate-per-ip", "60", "--rate-per-principal", "1000"]);
+    let r = probe_reference(&server, &["--only", "rate_limit", "--rate-limit", "60"]);
+    assert_passes(&r, "rate_limit.burst");
+    let title = finding(&r, "rate_limit.burst")["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let measured: f64 = title
+        .strip_prefix("throttled at ")
+        .and_then(|t| t.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {title}"));
+    assert!(
+        (measured - 60.0).abs() <= 12.0,
+        "measured {measured}/s for --rate-per-ip 60"
+    );
+}
+
+#[test]
+fn reference_no_auth_is_caught_by_auth_no_token() {
+    let server = reference_hardened(&["--no-auth"]);
+    let r = probe_reference(&server, &["--only", "auth"]);
+    assert_fails(&r, "auth.no_token", "high");
+}
+
+#[test]
+fn reference_no_rate_limit_is_caught_by_rate_limit_burst() {
+    let server = reference_hardened(&["--no-rate-limit"]);
+    let r = probe_reference(&server, &["--only", "rate_limit", "--rate-limit", "100"]);
+    assert_fails(&r, "rate_limit.burst", "high");
+}
+
+#[test]
+fn reference_no_origin_check_is_caught_by_hygiene_origin() {
+    let server = reference_hardened(&["--no-origin-check"]);
+    let r = probe_reference(&server, &["--only", "hygiene"]);
+    assert_fails(&r, "hygiene.origin", "high");
+}
+
+#[test]
+fn reference_no_session_binding_is_caught_by_session_cross_principal() {
+    let server = reference_hardened(&["--no-session-binding"]);
+    let r = probe_reference(&server, &["--only", "session"]);
+    assert_fails(&r, "session.cross_principal", "critical");
+}
+
+#[test]
+fn reference_no_body_limit_is_caught_by_input_body_limit() {
+    let server = reference_hardened(&["--no-body-limit", "--no-memory-guard"]);
+    let r = probe_reference(&server, &["--only", "input", "--max-body", "8MB"]);
+    assert_fails(&r, "input.body_limit", "medium");
+    assert_passes(&r, "input.oversized_body");
+}
