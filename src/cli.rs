@@ -173,6 +173,9 @@ pub enum Command {
         /// Fuzz tools annotated destructiveHint: true too.
         #[arg(long)]
         allow_destructive: bool,
+        /// The server's log (its stderr): checked for the refusals the probes caused.
+        #[arg(long, value_name = "PATH")]
+        server_log: Option<PathBuf>,
         /// How long to wait for each answer (and for the health ping after a hostile request).
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
@@ -419,6 +422,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             rate_scope,
             cors_origins,
             allow_destructive,
+            server_log,
             timeout,
             criteria,
             out,
@@ -433,6 +437,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 issuer,
                 cors_origins,
                 allow_destructive,
+                server_log,
                 ..Default::default()
             };
             if timeout.is_zero() {

@@ -250,7 +250,15 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .filter_map(|f| serde_json::to_value(f).ok())
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect();
-    if let Some(cfg) = plan.security.as_ref().filter(|c| c.when == When::Before) {
+    // The security log check reads the stderr of a server mcpstorm started, unless the
+    // scenario names another log.
+    let security_cfg = plan.security.clone().map(|mut c| {
+        if c.server_log.is_none() && supervisor.is_some() {
+            c.server_log = Some(opts.out.join("target-stderr.log"));
+        }
+        c
+    });
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::Before) {
         security
             .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
     }
@@ -392,7 +400,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         _ => None,
     };
-    if let Some(cfg) = plan.security.as_ref().filter(|c| c.when == When::After) {
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::After) {
         security
             .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
     }

@@ -727,10 +727,49 @@ fn probe_reference(server: &Proc, args: &[&str]) -> RunResult {
     )
 }
 
+/// A server command whose stderr goes to `log` (through `sh -c 'exec ...'`, so the guard's
+/// pid is the server's own).
+fn logged(program: &str, args: &[String], env: &[(&str, &str)], log: &std::path::Path) -> Command {
+    let mut cmd = Command::new("sh");
+    let line = std::iter::once(program.to_string())
+        .chain(args.iter().cloned())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    cmd.arg("-c")
+        .arg(format!("exec {line} 2>'{}'", log.display()))
+        .envs(env.iter().copied());
+    cmd
+}
+
 #[test]
 fn the_hardened_reference_server_passes_the_whole_suite() {
-    let server = reference_hardened(&["--rate-per-ip", "100"]);
-    let r = probe_reference(&server, &["--rate-limit", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let args: Vec<String> = [
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--hardened",
+        "--auth-hs256-secret-env",
+        SECRET_VAR,
+        "--rate-per-ip",
+        "100",
+        "--log-format",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = spawn_http_server(
+        logged(BIN, &args, &[(SECRET_VAR, REF_SECRET)], &log),
+        port,
+        "mcpstorm serve --hardened",
+    );
+    let log_arg = log.display().to_string();
+    let r = probe_reference(&server, &["--rate-limit", "100", "--server-log", &log_arg]);
+    assert_passes(&r, "hygiene.security_log");
     assert_eq!(failures(&r), Vec::<String>::new(), "{}", r.describe());
     assert_eq!(r.code, 0, "{}", r.describe());
     let skipped: Vec<&Value> = r.report()["security"]
@@ -799,4 +838,39 @@ fn reference_no_body_limit_is_caught_by_input_body_limit() {
     let r = probe_reference(&server, &["--only", "input", "--max-body", "8MB"]);
     assert_fails(&r, "input.body_limit", "medium");
     assert_passes(&r, "input.oversized_body");
+}
+
+#[test]
+fn hygiene_security_log_catches_unlogged_refusals_and_logged_tokens() {
+    for (flaw, severity) in [
+        ("no_security_log", "medium"),
+        ("log_tokens", "high"),
+        ("", ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let port = free_port();
+        let args = vec![
+            fixture("hostile_server.py").display().to_string(),
+            "http".into(),
+            port.to_string(),
+        ];
+        let cmd = logged(
+            &python(),
+            &args,
+            &[("FLAWS", flaw), ("AUTH_SECRET", SECRET)],
+            &log,
+        );
+        let server = spawn_http_server(cmd, port, "hostile_server.py");
+        let log_arg = log.display().to_string();
+        let r = probe(
+            &server.url(),
+            &[&keyed("auth,hygiene")[..], &["--server-log", &log_arg]].concat(),
+        );
+        if flaw.is_empty() {
+            assert_passes(&r, "hygiene.security_log");
+        } else {
+            assert_fails(&r, "hygiene.security_log", severity);
+        }
+    }
 }

@@ -13,6 +13,9 @@ pub struct RawSecurity {
     /// "after" (default) or "before" the load.
     pub when: Option<String>,
     pub only: Option<Vec<String>>,
+    /// The server's log, checked for the refusals the probes caused (default: the stderr of
+    /// a server mcpstorm started).
+    pub server_log: Option<String>,
     pub timeout: Option<String>,
     pub auth: Option<RawAuth>,
     pub rate_limit: Option<RawRateLimit>,
@@ -219,6 +222,10 @@ pub fn security_from(
         }
     }
     c.allow_destructive = input.allow_destructive.unwrap_or(false);
+    c.server_log = raw.server_log.as_ref().map(|l| match base {
+        Some(b) if Path::new(l).is_relative() => b.join(l),
+        _ => std::path::PathBuf::from(l),
+    });
     if let Some(h) = &raw.hygiene {
         c.cors_origins = h.cors_origins.clone().unwrap_or_default();
     }

@@ -124,6 +124,9 @@ pub struct SecurityConfig {
     pub allow_destructive: bool,
     /// Origins the server is configured to allow for CORS (none: no CORS headers expected).
     pub cors_origins: Vec<String>,
+    /// The server's log (its stderr), read after the suite for the security events the
+    /// probes caused (`hygiene.security_log`).
+    pub server_log: Option<std::path::PathBuf>,
     pub when: When,
 }
 
@@ -145,6 +148,7 @@ impl Default for SecurityConfig {
             fuzz_cases: 12,
             allow_destructive: false,
             cors_origins: vec![],
+            server_log: None,
             when: When::After,
         }
     }

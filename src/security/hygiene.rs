@@ -321,6 +321,114 @@ fn error_leak(ctx: &Ctx) -> Finding {
     )
 }
 
+/// Did the server log the refusals the probes caused, and no credential with them? Reads
+/// the log lines written since the suite began (`--server-log`, or the supervised server's
+/// stderr in a scenario).
+pub(crate) async fn security_log(ctx: &Ctx) -> Finding {
+    let id = "hygiene.security_log";
+    let Some(path) = &ctx.cfg.server_log else {
+        return Finding::skip(
+            id,
+            "no server log given: pass --server-log PATH (the server's stderr) to check that refusals are logged",
+        );
+    };
+    // Give a buffered logger a moment to write the last lines.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes[(ctx.log_offset as usize).min(bytes.len())..])
+            .into_owned(),
+        Err(e) => {
+            return Finding::fail(
+                id,
+                Severity::Low,
+                format!("cannot read the server log {}: {e}", path.display()),
+            )
+            .advice("point --server-log at the file the server's stderr goes to");
+        }
+    };
+    let shown = format!(
+        "{} ({} bytes written during the probes)",
+        path.display(),
+        text.len()
+    );
+    let secret = ctx
+        .cfg
+        .auth_key
+        .as_ref()
+        .and_then(|k| k.secret_text())
+        .filter(|s| s.len() >= 8);
+    let tokens = ctx
+        .tokens_used
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    if secret.as_ref().is_some_and(|s| text.contains(s.as_str()))
+        || tokens.iter().any(|t| text.contains(t.as_str()))
+    {
+        return Finding::fail(
+            id,
+            Severity::High,
+            "the server log carries a bearer token or the signing secret",
+        )
+        .evidence(
+            shown,
+            "<a credential the probes sent appears in the log; not shown>",
+        )
+        .advice("log who was refused and why (sub, reason), never the token or the key");
+    }
+    let lower = text.to_ascii_lowercase();
+    let lines = |words: &[&str]| {
+        lower
+            .lines()
+            .filter(|l| words.iter().any(|w| l.contains(w)))
+            .count()
+    };
+    // Words, not status numbers: "401" also turns up in timestamps.
+    let denied_logged = lines(&[
+        "denied",
+        "unauthorized",
+        "forbidden",
+        "invalid_token",
+        "refused",
+    ]);
+    let throttled_logged = lines(&["throttled", "rate limit", "rate_limit", "too many requests"]);
+    let denied = ctx.denied_seen.load(std::sync::atomic::Ordering::Relaxed);
+    let throttled = ctx
+        .throttled_seen
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let summary = format!(
+        "the probes met {denied} refusals (401/403) and {throttled} throttles (429); the log has {denied_logged} lines about refusals and {throttled_logged} about throttling"
+    );
+    let advice = "log every refusal as a security event (event, reason, client, principal; never the token) so an operator can see an attack";
+    if denied > 0 && denied_logged == 0 {
+        return Finding::fail(
+            id,
+            Severity::Medium,
+            "refused requests are not in the server log",
+        )
+        .evidence(shown, summary)
+        .advice(advice);
+    }
+    if throttled > 0 && throttled_logged == 0 {
+        return Finding::fail(
+            id,
+            Severity::Medium,
+            "throttled requests are not in the server log",
+        )
+        .evidence(shown, summary)
+        .advice(advice);
+    }
+    if denied == 0 && throttled == 0 {
+        return Finding::skip(id, "the probes met no refusal, so there was nothing to log");
+    }
+    Finding::pass(
+        id,
+        Severity::Medium,
+        "refusals are logged, without credentials",
+    )
+    .evidence(shown, summary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,6 +213,10 @@ pub async fn run_suite(
         }
         findings.extend(probe.run(&ctx).await);
     }
+    // Last, so the log holds the refusals of every family, the rate-limit burst included.
+    if cfg.selected("hygiene") && ctx.http().is_some() {
+        findings.push(hygiene::security_log(&ctx).await);
+    }
     Ok(SuiteOutcome {
         findings,
         server: ctx.server.clone(),

@@ -129,6 +129,13 @@ pub(crate) struct Ctx {
     seen: Mutex<Vec<Seen>>,
     pacer: Pacer,
     sent: AtomicU64,
+    /// Refusals the probes met (401/403, 429): what the server's log should show.
+    pub denied_seen: AtomicU64,
+    pub throttled_seen: AtomicU64,
+    /// Where the server's log stood when the suite began: only later lines are ours.
+    pub log_offset: u64,
+    /// Every token minted for the suite, to make sure none ends up in the server's log.
+    pub tokens_used: Mutex<Vec<String>>,
 }
 
 pub(crate) fn json_headers(extra: &HeaderMap) -> HeaderMap {
@@ -299,7 +306,14 @@ impl Ctx {
             seen: Mutex::new(Vec::new()),
             pacer,
             sent: AtomicU64::new(0),
+            denied_seen: AtomicU64::new(0),
+            throttled_seen: AtomicU64::new(0),
+            log_offset: 0,
+            tokens_used: Mutex::new(Vec::new()),
         };
+        if let Some(path) = &ctx.cfg.server_log {
+            ctx.log_offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        }
         match &ctx.wire {
             Wire::Http(h) => {
                 let good = h.good.clone();
@@ -423,6 +437,20 @@ impl Ctx {
             )
             .await;
             if let Ok(resp) = &r {
+                match resp.status {
+                    401 | 403 => self.denied_seen.fetch_add(1, Ordering::Relaxed),
+                    429 => self.throttled_seen.fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
+                if let Some(auth) = req.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+                    && let Some(token) = auth.strip_prefix("Bearer ")
+                    && token.len() > 20
+                    && let Ok(mut t) = self.tokens_used.lock()
+                    && !t.iter().any(|x| x == token)
+                    && t.len() < 100
+                {
+                    t.push(token.to_string());
+                }
                 if resp.status == 429 && req.retry_throttled && attempt < THROTTLE_RETRIES {
                     attempt += 1;
                     tokio::time::sleep(retry_after(resp).min(MAX_RETRY_WAIT)).await;
