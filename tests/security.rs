@@ -159,6 +159,7 @@ fn the_measured_throttle_point_is_within_20_percent_of_the_configured_rate() {
     );
     assert_passes(&r, "rate_limit.under_limit");
     assert_passes(&r, "rate_limit.retry_after");
+    assert_passes(&r, "rate_limit.scope");
 }
 
 // ---- auth: each check able to fail ------------------------------------------------------
@@ -501,6 +502,56 @@ fn rate_limit_catches_no_limit_a_wrong_rate_and_no_retry_after() {
     // Declared 200/s where the server allows 40: half the declared rate is still throttled.
     let r = rl(&limited, "200");
     assert_fails(&r, "rate_limit.under_limit", "medium");
+}
+
+#[test]
+fn rate_limit_scope_catches_a_shared_bucket_declared_per_ip_and_the_reverse() {
+    let shared = hostile_http("rate_global", &[("RATE_LIMIT", "60")]);
+    let r = probe(
+        &shared.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "per_ip",
+        ],
+    );
+    assert_fails(&r, "rate_limit.scope", "medium");
+    let r = probe(
+        &shared.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "global",
+        ],
+    );
+    assert_passes(&r, "rate_limit.scope");
+    assert_passes(&r, "rate_limit.burst");
+    drop(shared);
+    let per_ip = hostile_http("", &[("RATE_LIMIT", "60")]);
+    let r = probe(
+        &per_ip.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "global",
+        ],
+    );
+    assert_fails(&r, "rate_limit.scope", "medium");
 }
 
 #[test]

@@ -32,12 +32,15 @@ const THROTTLE_RETRIES: u32 = 5;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 
 pub(crate) enum Wire {
-    Http(HttpWire),
+    Http(Box<HttpWire>),
     Stdio(StdioWire),
 }
 
 pub(crate) struct HttpWire {
     client: reqwest::Client,
+    /// A client bound to another loopback address (127.0.0.2), when the target is on
+    /// loopback: a second client IP for the rate-limit scope check.
+    alt_client: Option<reqwest::Client>,
     pub url: reqwest::Url,
     /// The user's headers without `Authorization`: what the auth probes build on.
     pub base: HeaderMap,
@@ -89,6 +92,8 @@ pub(crate) struct Req {
     pub timeout: Option<Duration>,
     /// On 429, wait Retry-After and send again (not for the rate-limit probe itself).
     pub retry_throttled: bool,
+    /// Send from the second loopback address (another client IP, for rate-limit scope).
+    pub alt_source: bool,
 }
 
 /// An HTTP session opened by hand: its id and the headers that go with it.
@@ -97,6 +102,8 @@ pub(crate) struct HttpSession {
     pub id: Option<String>,
     pub headers: HeaderMap,
     pub info: ServerInfo,
+    /// Opened from the second loopback address: its requests go from there too.
+    pub alt: bool,
 }
 
 /// Why a session could not be opened.
@@ -271,13 +278,35 @@ impl Ctx {
                     good.insert(AUTHORIZATION, bearer(&token));
                     good_desc = format!("Authorization: Bearer {desc}");
                 }
-                Wire::Http(HttpWire {
-                    client: crate::transport::http::client(16),
+                // Built first: it installs the process-wide TLS provider the second needs.
+                let client = crate::transport::http::client(16);
+                let alt_client = match url
+                    .host_str()
+                    .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
+                {
+                    Some(ip) if ip.is_loopback() => {
+                        let alt = if ip.octets()[3] == 2 {
+                            [127, 0, 0, 3]
+                        } else {
+                            [127, 0, 0, 2]
+                        };
+                        reqwest::Client::builder()
+                            .no_proxy()
+                            .tcp_nodelay(true)
+                            .local_address(std::net::IpAddr::from(alt))
+                            .build()
+                            .ok()
+                    }
+                    _ => None,
+                };
+                Wire::Http(Box::new(HttpWire {
+                    client,
+                    alt_client,
                     url,
                     base,
                     good,
                     good_desc,
-                })
+                }))
             }
             TargetSpec::Stdio(spec) => Wire::Stdio(StdioWire {
                 spec: spec.clone(),
@@ -359,6 +388,11 @@ impl Ctx {
         }
     }
 
+    /// Can requests come from a second client IP (the target is on IPv4 loopback)?
+    pub fn has_second_address(&self) -> bool {
+        self.http().is_some_and(|h| h.alt_client.is_some())
+    }
+
     pub fn is_stdio(&self) -> bool {
         matches!(self.wire, Wire::Stdio(_))
     }
@@ -426,8 +460,12 @@ impl Ctx {
                 self.pacer.wait().await;
             }
             self.sent.fetch_add(1, Ordering::Relaxed);
+            let client = match (&h.alt_client, req.alt_source) {
+                (Some(alt), true) => alt,
+                _ => &h.client,
+            };
             let r = send_raw(
-                &h.client,
+                client,
                 req.method.clone(),
                 &h.url,
                 req.headers.clone(),
@@ -475,6 +513,7 @@ impl Ctx {
             body,
             timeout: None,
             retry_throttled: true,
+            alt_source: false,
         }
     }
 
@@ -484,11 +523,20 @@ impl Ctx {
         probe: &str,
         headers: &HeaderMap,
     ) -> Result<HttpSession, Refused> {
+        self.open_session_from(probe, headers, false).await
+    }
+
+    /// Open a session from the second loopback address (`alt`) or the usual one.
+    pub async fn open_session_from(
+        &self,
+        probe: &str,
+        headers: &HeaderMap,
+        alt: bool,
+    ) -> Result<HttpSession, Refused> {
         let version = crate::session::SUPPORTED_VERSIONS[0];
-        let r = self
-            .send(probe, self.post(headers, initialize_body(version), &[]))
-            .await
-            .map_err(Refused::Call)?;
+        let mut init = self.post(headers, initialize_body(version), &[]);
+        init.alt_source = alt;
+        let r = self.send(probe, init).await.map_err(Refused::Call)?;
         if !served(&r) {
             return Err(Refused::Http(r));
         }
@@ -513,7 +561,11 @@ impl Ctx {
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
                 .unwrap_or_default();
         let n = self
-            .send(probe, self.post(&h, initialized, &[]))
+            .send(probe, {
+                let mut n = self.post(&h, initialized, &[]);
+                n.alt_source = alt;
+                n
+            })
             .await
             .map_err(Refused::Call)?;
         if !(200..300).contains(&n.status) {
@@ -523,6 +575,7 @@ impl Ctx {
             id,
             headers: h,
             info,
+            alt,
         })
     }
 
@@ -551,6 +604,7 @@ impl Ctx {
             shown: "DELETE".into(),
             timeout: Some(Duration::from_secs(2)),
             retry_throttled: true,
+            alt_source: false,
         };
         let _ = self.send("close", req).await;
     }
