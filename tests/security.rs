@@ -85,14 +85,14 @@ fn failures(r: &RunResult) -> Vec<String> {
 
 #[test]
 fn a_fully_protected_server_passes_the_whole_suite() {
-    let server = hostile_http("", &[("RATE_LIMIT", "50")]);
+    let server = hostile_http("", &[("RATE_LIMIT", "150")]);
     let r = probe(
         &server.url(),
         &[
             "--auth-hs256-secret-env",
             SECRET_VAR,
             "--rate-limit",
-            "50",
+            "150",
             "--max-body",
             "4MB",
         ],
@@ -591,7 +591,7 @@ fn assert_completes(r: &RunResult, server_name: &str) {
 #[test]
 fn server_everything_over_http_is_probed() {
     let server = everything_http();
-    let r = probe(&server.url(), &[]);
+    let r = probe(&server.url(), &["--timeout", "2s"]);
     assert_completes(&r, "mcp-servers/everything");
     assert!(
         findings_of(&r, "auth")
@@ -607,7 +607,7 @@ fn server_everything_over_stdio_is_probed() {
         "stdio:env GZIP_ALLOWED_DOMAINS=127.0.0.1 {cmd} {}",
         args.join(" ")
     );
-    let r = probe(&target, &[]);
+    let r = probe(&target, &["--timeout", "2s"]);
     assert_completes(&r, "mcp-servers/everything");
 }
 
