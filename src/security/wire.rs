@@ -30,6 +30,8 @@ const MAX_SEEN: usize = 2000;
 /// A throttled request is tried again at most this often, waiting Retry-After (capped).
 const THROTTLE_RETRIES: u32 = 5;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+/// How long a stdio server may take to answer `initialize` after it was started.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) enum Wire {
     Http(Box<HttpWire>),
@@ -700,14 +702,15 @@ impl Ctx {
             info: ServerInfo::default(),
         };
         let version = crate::session::SUPPORTED_VERSIONS[0];
-        let init = tokio::time::timeout(self.cfg.timeout, async {
+        // Starting up is not what the probes measure: a slow interpreter on a busy machine
+        // gets longer than one request's timeout to answer `initialize`.
+        let startup = self.cfg.timeout.max(STARTUP_TIMEOUT);
+        let init = tokio::time::timeout(startup, async {
             p.t.write_line_raw(&initialize_body(version)).await?;
-            p.read_answer(&json!(1), self.cfg.timeout).await
+            p.read_answer(&json!(1), startup).await
         })
         .await
-        .map_err(|_| CallError::Timeout {
-            after: self.cfg.timeout,
-        })??;
+        .map_err(|_| CallError::Timeout { after: startup })??;
         if let Some(e) = init.get("error") {
             return Err(CallError::JsonRpc {
                 code: e["code"].as_i64().unwrap_or(0),
