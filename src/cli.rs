@@ -206,6 +206,8 @@ pub enum Command {
         /// 2025-11-25,2025-06-18 for a session-only server or 2026-07-28 for a stateless-only one.
         #[arg(long, value_delimiter = ',')]
         protocol_versions: Option<Vec<String>>,
+        #[command(flatten)]
+        protections: crate::server::flags::ProtectionFlags,
     },
 }
 
@@ -497,17 +499,40 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             redis,
             ack,
             protocol_versions,
+            protections,
         } => {
+            if stdio && protections.any_given() {
+                return Err(Error::Usage(
+                    "the protection flags (--hardened, --auth-..., --rate-..., --max-...) apply to HTTP mode; drop them or drop --stdio".into(),
+                ));
+            }
+            let resolved = protections.resolve().map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+                Error::Usage(format!(
+                    "serve: {} problem{} with the flags:\n{}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    list.join("\n")
+                ))
+            })?;
+            crate::server::log::init(protections.log_format());
             let shutdown = tokio_util::sync::CancellationToken::new();
             let on_signal = shutdown.clone();
             let signals = tokio::spawn(async move {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-                }
+                let mut next_signal = async || {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                    }
+                };
+                next_signal().await;
+                // The first signal drains in-flight requests; a second one does not wait.
                 on_signal.cancel();
+                next_signal().await;
+                eprintln!("mcpstorm serve: second signal; exiting without waiting");
+                std::process::exit(130);
             });
             let result = crate::server::serve(
                 crate::server::ServeOptions {
@@ -521,6 +546,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                         crate::server::Ack::AfterWrite
                     },
                     protocol_versions,
+                    protections: resolved,
                 },
                 shutdown,
             )
