@@ -522,6 +522,11 @@ mod tests {
         ] {
             assert!(text.contains(want), "`{want}` missing from the frame");
         }
+        // A small or tiny terminal squeezes the panels but draws.
+        for (w, h) in [(80, 24), (20, 6), (1, 1)] {
+            let mut small = Terminal::new(TestBackend::new(w, h)).unwrap();
+            small.draw(|f| view.draw(f, &state, true)).unwrap();
+        }
     }
 
     #[test]
