@@ -37,6 +37,11 @@ pub enum Command {
         /// 2025-06-18, 2025-03-26 or 2024-11-05.
         #[arg(long)]
         protocol_version: Option<String>,
+        /// Run the workload once per protocol revision and print them side by side (reports
+        /// in OUT/REVISION/, the table in OUT/matrix.json); =LIST for some revisions only,
+        /// e.g. --protocol-matrix=2026-07-28,2025-11-25.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "REVISIONS")]
+        protocol_matrix: Option<String>,
         /// An HTTP header for every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
@@ -67,6 +72,43 @@ pub enum Command {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         metrics_linger: Duration,
         /// The binary that serves the embedded target (default: this one; env MCPSTORM_EXE).
+        #[arg(long, hide = true)]
+        server_exe: Option<PathBuf>,
+        /// Write the workload's traffic to this JSONL trace, for `mcpstorm replay`.
+        #[arg(long, value_name = "TRACE")]
+        record: Option<PathBuf>,
+        /// With --record: record one session in N (1 records every session).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        record_every: u64,
+        /// With --record: stop writing the trace past this size (e.g. 100MB, 512KB).
+        #[arg(long, default_value = "100MB", value_parser = parse_size, value_name = "SIZE")]
+        record_max: u64,
+    },
+    /// Replay a recorded trace against a server and report where its answers diverge.
+    Replay {
+        /// A trace written by `mcpstorm run --record`.
+        trace: PathBuf,
+        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
+        #[arg(long)]
+        target: String,
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// recorded: each request at its recorded time; fast: each as soon as the previous answered.
+        #[arg(long, default_value = "recorded", value_parser = ["recorded", "fast"])]
+        pace: String,
+        /// Replay the whole trace this many times in parallel.
+        #[arg(long, default_value_t = 1)]
+        copies: usize,
+        /// A JSON pointer into each answer to leave out of the comparison, like
+        /// /structuredContent/timestamp or /content/*/text (repeatable; /_meta always).
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// How long to wait for each answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Folder for replay.json.
+        #[arg(long, default_value = "mcpstorm-out")]
+        out: PathBuf,
         #[arg(long, hide = true)]
         server_exe: Option<PathBuf>,
     },
@@ -164,7 +206,26 @@ pub enum Command {
         /// 2025-11-25,2025-06-18 for a session-only server or 2026-07-28 for a stateless-only one.
         #[arg(long, value_delimiter = ',')]
         protocol_versions: Option<Vec<String>>,
+        #[command(flatten)]
+        protections: crate::server::flags::ProtectionFlags,
     },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((t, 1));
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("`{s}` is not a size; write it like 100MB, 512KB or 1GB"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -202,6 +263,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             preset,
             target,
             protocol_version,
+            protocol_matrix,
             headers,
             duration,
             vus,
@@ -212,7 +274,20 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             metrics_addr,
             metrics_linger,
             server_exe,
+            record,
+            record_every,
+            record_max,
         } => {
+            if record_every == 0 {
+                return Err(Error::Usage(
+                    "--record-every must be at least 1 (1 records every session)".into(),
+                ));
+            }
+            let record = record.map(|path| crate::trace::record::RecordOptions {
+                path,
+                every: record_every,
+                max_bytes: record_max,
+            });
             let target = match target {
                 Some(t) => Some(TargetSpec::parse_flag(&t, &headers).map_err(Error::Usage)?),
                 None if !headers.is_empty() => {
@@ -249,7 +324,13 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics_addr,
                 metrics_linger,
                 server_exe,
+                record,
+                exact_protocol: false,
             };
+            if let Some(list) = protocol_matrix {
+                let revisions = crate::matrix::parse_revisions(&list).map_err(Error::Usage)?;
+                return crate::matrix::run(opts, &revisions).await;
+            }
             let report = crate::run::run(opts).await?;
             Ok(if report.verdict == crate::report::Verdict::Pass {
                 0
@@ -273,6 +354,37 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     .await?;
             println!("{text}");
             Ok(0)
+        }
+        Command::Replay {
+            trace,
+            target,
+            headers,
+            pace,
+            copies,
+            ignore,
+            timeout,
+            out,
+            server_exe,
+        } => {
+            let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
+            let opts = crate::trace::replay::ReplayOptions {
+                trace,
+                target,
+                pace: if pace == "fast" {
+                    crate::trace::replay::Pace::Fast
+                } else {
+                    crate::trace::replay::Pace::Recorded
+                },
+                copies,
+                ignore,
+                timeout,
+                out,
+                server_exe,
+                progress: true,
+            };
+            let report = crate::trace::replay::replay(opts).await?;
+            println!("{}", crate::trace::replay::render(&report));
+            Ok(if report.divergences == 0 { 0 } else { 1 })
         }
         Command::Report {
             report,
@@ -387,17 +499,40 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             redis,
             ack,
             protocol_versions,
+            protections,
         } => {
+            if stdio && protections.any_given() {
+                return Err(Error::Usage(
+                    "the protection flags (--hardened, --auth-..., --rate-..., --max-...) apply to HTTP mode; drop them or drop --stdio".into(),
+                ));
+            }
+            let resolved = protections.resolve().map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+                Error::Usage(format!(
+                    "serve: {} problem{} with the flags:\n{}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    list.join("\n")
+                ))
+            })?;
+            crate::server::log::init(protections.log_format());
             let shutdown = tokio_util::sync::CancellationToken::new();
             let on_signal = shutdown.clone();
             let signals = tokio::spawn(async move {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-                }
+                let mut next_signal = async || {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                    }
+                };
+                next_signal().await;
+                // The first signal drains in-flight requests; a second one does not wait.
                 on_signal.cancel();
+                next_signal().await;
+                eprintln!("mcpstorm serve: second signal; exiting without waiting");
+                std::process::exit(130);
             });
             let result = crate::server::serve(
                 crate::server::ServeOptions {
@@ -411,6 +546,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                         crate::server::Ack::AfterWrite
                     },
                     protocol_versions,
+                    protections: resolved,
                 },
                 shutdown,
             )

@@ -15,6 +15,7 @@ pub mod faults;
 pub mod jsonrpc;
 pub mod leaks;
 pub mod live;
+pub mod matrix;
 pub mod metrics;
 pub mod pressure;
 pub mod probe;
@@ -26,6 +27,7 @@ pub mod scenario;
 pub mod server;
 pub mod session;
 pub mod target;
+pub mod trace;
 pub(crate) mod transport;
 pub mod workload;
 

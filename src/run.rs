@@ -58,6 +58,11 @@ pub struct RunOptions {
     /// After the run, keep `/metrics` up until scraped once or this long.
     pub metrics_linger: Duration,
     pub server_exe: Option<PathBuf>,
+    /// Write the workload's traffic to a trace (`--record`).
+    pub record: Option<crate::trace::record::RecordOptions>,
+    /// Refuse to run when the server settles on another revision than the one asked for
+    /// (the protocol matrix measures each revision, not what a server falls back to).
+    pub exact_protocol: bool,
 }
 
 /// Read the scenario (or preset) into a plan; exit-2 errors name the file and keys.
@@ -135,6 +140,23 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, plan.workload.timeout)))?;
     let info = first.info.clone();
+    if let (true, crate::session::Protocol::Revision(asked)) = (opts.exact_protocol, &plan.protocol)
+        && *asked != info.protocol_version
+    {
+        first.close().await;
+        let refused = crate::error::CallError::RevisionRefused {
+            revision: asked.clone(),
+            detail: format!(
+                "the server answered initialize with {} instead",
+                info.protocol_version
+            ),
+        };
+        return Err(Error::Target(diagnose(
+            &describe,
+            &refused,
+            plan.workload.timeout,
+        )));
+    }
     let mut warnings = Vec::new();
     let (mix, tools) = match &plan.mix {
         Some(specs) => {
@@ -210,6 +232,20 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         ));
     }
 
+    let trace = match &opts.record {
+        Some(r) => {
+            let header = crate::trace::record::TraceWriter::header(
+                &describe,
+                plan.target.transport_name(),
+                &info,
+            );
+            Some(Arc::new(
+                crate::trace::record::TraceWriter::create(r, &header).map_err(Error::Usage)?,
+            ))
+        }
+        None => None,
+    };
+
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
     let shared = Arc::new(Shared {
@@ -224,6 +260,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         seq: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         ledger: ledger.clone(),
+        trace: trace.clone(),
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
     });
@@ -388,6 +425,16 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         None => None,
     };
+    if let Some(t) = &trace {
+        warnings.extend(t.finish());
+        if opts.progress {
+            eprintln!(
+                "mcpstorm: recorded {} sessions to {}",
+                t.sessions_recorded(),
+                t.path().display()
+            );
+        }
+    }
     let cut_off = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
     if cut_off > 0 {
         warnings.push(format!(

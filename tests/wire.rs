@@ -387,3 +387,65 @@ fn a_wrong_token_in_the_hello_is_a_clear_error() {
         r.describe()
     );
 }
+
+#[test]
+fn the_protocol_matrix_runs_each_revision_and_shows_refusals() {
+    let server = reference_http_with(&["--protocol-versions", "2026-07-28,2025-11-25,2025-06-18"]);
+    let toml = format!(
+        "duration = \"1s\"\ncriteria = [\"success_rate == 1\"]\n[target]\nurl = \"{}\"\n[workload]\nvus = 2\n{}",
+        server.url(),
+        reference_mix()
+    );
+    let r = run_scenario(&toml, &["--no-progress", "--protocol-matrix"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.stdout.contains("revision")
+            && r.stdout.contains("calls/s")
+            && r.stdout.contains("refused"),
+        "{}",
+        r.describe()
+    );
+    let matrix: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.out.path().join("matrix.json")).expect("matrix.json"),
+    )
+    .unwrap();
+    let rows = matrix["revisions"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{matrix}");
+    for row in rows {
+        let revision = row["revision"].as_str().unwrap();
+        let accepted = ["2026-07-28", "2025-11-25", "2025-06-18"].contains(&revision);
+        if accepted {
+            assert_eq!(row["status"], "ok", "{row}");
+            assert_eq!(row["verdict"], "PASS", "{row}");
+            assert!(
+                row["calls"].as_u64().unwrap() > 0 && row["p99_ms"].as_f64().unwrap() > 0.0,
+                "{row}"
+            );
+            let report: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(r.out.path().join(revision).join("report.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(report["target"]["protocol_version"], revision);
+        } else {
+            assert_eq!(row["status"], "refused", "{row}");
+            let reason = row["reason"].as_str().unwrap();
+            assert!(
+                reason.contains(revision) && reason.contains("2025-11-25"),
+                "{row}"
+            );
+        }
+    }
+    // A server that speaks none of the listed revisions: every row refused, exit 3.
+    let modern = reference_http_with(&["--protocol-versions", "2026-07-28"]);
+    let toml = format!(
+        "duration = \"1s\"\n[target]\nurl = \"{}\"\n[workload]\nvus = 1\n[[mix]]\nop = \"tools/list\"\n",
+        modern.url()
+    );
+    let r = run_scenario(
+        &toml,
+        &["--no-progress", "--protocol-matrix=2025-11-25,2025-06-18"],
+    );
+    assert_eq!(r.code, 3, "{}", r.describe());
+    let r = run_scenario(&toml, &["--protocol-matrix=auto"]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+}

@@ -17,6 +17,15 @@ pub fn self_usage() -> (f64, f64) {
     )
 }
 
+/// This process's resident memory now, from `/proc/self/statm` (Linux; `None` elsewhere).
+pub fn self_rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    Some(pages * page)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub rss_bytes: u64,
@@ -166,5 +175,14 @@ mod tests {
         assert!(s.sample().and_then(|x| x.cpu_pct).is_some());
         let (cpu, rss) = self_usage();
         assert!(cpu > 0.0 && rss > 1.0);
+    }
+
+    #[test]
+    fn own_rss_grows_with_touched_memory() {
+        let before = self_rss_bytes().expect("/proc/self/statm is readable");
+        let block = std::hint::black_box(vec![1u8; 64 << 20]);
+        let after = self_rss_bytes().unwrap();
+        assert!(after >= before + (48 << 20), "{before} -> {after}");
+        drop(block);
     }
 }

@@ -3,17 +3,24 @@
 //!
 //! The tools themselves live in `tools.rs`; this file wires their router in.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 pub(super) use super::kv::KvStore;
+use super::metrics::ServerMetrics;
+use super::protect::breaker::Breakers;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{
         router::{prompt::PromptRouter, tool::ToolRouter},
+        tool::ToolCallContext,
         wrapper::Parameters,
     },
     model::{
-        GetPromptResult, Implementation, ListResourcesResult, PaginatedRequestParams,
-        PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-        Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptResult, Implementation,
+        ListResourcesResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role,
+        ServerCapabilities, ServerConfig,
     },
     prompt, prompt_handler, prompt_router,
     service::RequestContext,
@@ -30,21 +37,60 @@ pub(super) const SERVER_NAME: &str = "mcpstorm-reference";
 pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 const INFO_URI: &str = "mcpstorm://info";
 
-/// One instance per session; clones share the [`KvStore`].
+/// One instance per session; clones share the [`KvStore`] and the [`Observers`].
 #[derive(Clone)]
 pub(super) struct ReferenceServer {
     pub(super) kv: KvStore,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
+    observers: Observers,
+}
+
+/// Who hears how each tool call ended: the circuit breakers and `/metrics` (HTTP mode).
+#[derive(Clone, Default)]
+pub(super) struct Observers {
+    pub breakers: Option<Arc<Breakers>>,
+    pub metrics: Option<Arc<ServerMetrics>>,
 }
 
 impl ReferenceServer {
-    pub(super) fn new(kv: KvStore) -> Self {
+    pub(super) fn new(kv: KvStore, observers: Observers) -> Self {
         Self {
             kv,
             tool_router: Self::tool_router(),
             prompt_router: Self::prompt_router(),
+            observers,
         }
+    }
+
+    fn observe(&self, tool: &str, outcome: &Result<CallToolResponse, ErrorData>) {
+        if self.observers.breakers.is_none() && self.observers.metrics.is_none() {
+            return;
+        }
+        let failed = is_tool_failure(outcome);
+        if let Some(b) = &self.observers.breakers {
+            b.record(tool, failed, Instant::now());
+        }
+        if let Some(m) = &self.observers.metrics {
+            m.tool_call(tool, failed);
+        }
+    }
+}
+
+/// Did the tool itself fail? A caller's bad arguments or an unknown tool are not the
+/// tool's failure: counting them would let any client open a circuit for everyone.
+fn is_tool_failure(outcome: &Result<CallToolResponse, ErrorData>) -> bool {
+    const CALLERS_FAULT: [&str; 2] = ["invalid parameters:", "failed to deserialize parameters:"];
+    match outcome {
+        Ok(CallToolResponse::Complete(result)) => {
+            result.is_error == Some(true)
+                && !result.content.first().is_some_and(|c| {
+                    c.as_text()
+                        .is_some_and(|t| CALLERS_FAULT.iter().any(|p| t.text.starts_with(p)))
+                })
+        }
+        Ok(_) => false,
+        Err(e) => e.code != ErrorCode::INVALID_PARAMS && e.code != ErrorCode::METHOD_NOT_FOUND,
     }
 }
 
@@ -75,6 +121,20 @@ fn info_text() -> String {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ReferenceServer {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let outcome = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        self.observe(&tool, &outcome);
+        outcome
+    }
+
     fn supported_protocol_versions(
         &self,
     ) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {

@@ -95,6 +95,25 @@ impl KvStore {
         }
     }
 
+    /// Is the store there? Always for memory; a Redis `PING` otherwise (for `/ready`).
+    pub(super) async fn ping(&self) -> Result<(), String> {
+        match self {
+            KvStore::Memory(_) => Ok(()),
+            KvStore::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("Redis does not answer: {e}"))
+            }
+        }
+    }
+
+    pub(super) fn uses_redis(&self) -> bool {
+        matches!(self, KvStore::Redis { .. })
+    }
+
     pub(super) async fn get(&self, key: &str) -> Result<Option<String>, String> {
         match self {
             KvStore::Memory(map) => Ok(map

@@ -7,12 +7,18 @@
 //! `kv_get`), plus one resource (`mcpstorm://info`) and one prompt
 //! (`greeting`).
 //!
-//! Three transports are offered: Streamable HTTP at `/mcp` (with `GET /health`),
-//! MCP over WebSocket at `/ws` (one JSON-RPC message per text frame, one session
+//! Three transports are offered: Streamable HTTP at `/mcp` (with `/health`,
+//! `/ready` and `/metrics` beside it), MCP over WebSocket at `/ws` (one JSON-RPC message per text frame, one session
 //! per connection) on the same port, and a single session over stdin/stdout.
 //! Every protocol revision rmcp knows is served at once: the session revisions
 //! through `initialize`, the stateless 2026-07-28 through `server/discover` and
 //! per-request `_meta`; `--protocol-versions` narrows the set.
+//!
+//! Over HTTP it is also the example of a resilient server that mcpstorm's security and
+//! resilience probes must pass: bearer JWT auth, rate limits, bounded concurrency with a
+//! bounded queue, a body limit, per-tool circuit breakers, a memory guard, session binding,
+//! Origin checks, graceful shutdown and security events in the log, each one switchable
+//! (see `protect/` and `flags.rs`).
 //!
 //! What it must never do:
 //! - panic on anything a client sends: bad arguments become JSON-RPC errors or
@@ -23,9 +29,16 @@
 //!   which a parent process parses to learn the URL;
 //! - keep serving after `shutdown` is cancelled.
 
+mod drain;
+pub mod flags;
 mod handler;
 mod http;
 mod kv;
+pub mod log;
+mod metrics;
+mod ops;
+pub mod protect;
+mod session_ids;
 mod stdio;
 mod tools;
 mod websocket;
@@ -47,6 +60,8 @@ pub struct ServeOptions {
     pub redis: Option<String>,
     /// With Redis: when a write is acknowledged.
     pub ack: kv::Ack,
+    /// HTTP mode: which protections are on.
+    pub protections: protect::Protections,
     /// The protocol revisions to accept; `None`: every revision rmcp knows.
     pub protocol_versions: Option<Vec<String>>,
 }
@@ -109,6 +124,12 @@ pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<()
     if opts.stdio {
         stdio::serve_stdio(kv, shutdown).await
     } else {
-        http::serve_http(SocketAddr::new(opts.host, opts.port), kv, shutdown).await
+        http::serve_http(
+            SocketAddr::new(opts.host, opts.port),
+            kv,
+            opts.protections,
+            shutdown,
+        )
+        .await
     }
 }

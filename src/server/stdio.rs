@@ -8,13 +8,13 @@ use rmcp::{ServiceExt as _, service::ServerInitializeError, transport::stdio_pip
 use tokio_util::sync::CancellationToken;
 
 use super::ServeError;
-use super::handler::{KvStore, ReferenceServer};
+use super::handler::{KvStore, Observers, ReferenceServer};
 
 pub(super) async fn serve_stdio(
     kv: KvStore,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let server = ReferenceServer::new(kv);
+    let server = ReferenceServer::new(kv, Observers::default());
     // stdio_pipes, unlike stdio(), reads pipes without a blocking thread, so a
     // cancelled session does not leave runtime shutdown waiting on stdin; on a
     // terminal or file it falls back to stdio() behaviour.

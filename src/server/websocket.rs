@@ -12,17 +12,26 @@ use rmcp::ServiceExt as _;
 use rmcp::service::{RoleServer, RxJsonRpcMessage, TxJsonRpcMessage};
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{KvStore, ReferenceServer};
+use super::handler::{KvStore, Observers, ReferenceServer};
 
-pub(super) fn route(kv: KvStore, shutdown: CancellationToken) -> MethodRouter {
+pub(super) fn route(
+    kv: KvStore,
+    observers: Observers,
+    shutdown: CancellationToken,
+) -> MethodRouter {
     get(move |upgrade: WebSocketUpgrade| {
-        let kv = kv.clone();
+        let (kv, observers) = (kv.clone(), observers.clone());
         let shutdown = shutdown.clone();
-        async move { upgrade.on_upgrade(move |socket| session(socket, kv, shutdown)) }
+        async move { upgrade.on_upgrade(move |socket| session(socket, kv, observers, shutdown)) }
     })
 }
 
-async fn session(socket: WebSocket, kv: KvStore, shutdown: CancellationToken) {
+async fn session(
+    socket: WebSocket,
+    kv: KvStore,
+    observers: Observers,
+    shutdown: CancellationToken,
+) {
     let (sink, stream) = socket.split();
     let sink = sink.with(|msg: TxJsonRpcMessage<RoleServer>| async move {
         serde_json::to_string(&msg)
@@ -37,7 +46,7 @@ async fn session(socket: WebSocket, kv: KvStore, shutdown: CancellationToken) {
         };
         serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(&text).ok()
     });
-    let server = ReferenceServer::new(kv);
+    let server = ReferenceServer::new(kv, observers);
     let transport = (Box::pin(sink), Box::pin(stream));
     if let Ok(running) = server
         .serve_with_ct(transport, shutdown.child_token())

@@ -34,6 +34,8 @@ pub struct Shared {
     pub in_flight: AtomicU64,
     /// Where writes the ledger tracks are booked.
     pub ledger: Option<Arc<crate::check::ledger::Ledger>>,
+    /// Where recorded sessions' traffic is written (`run --record`).
+    pub trace: Option<Arc<crate::trace::record::TraceWriter>>,
     /// Start no new iteration.
     pub stop: CancellationToken,
     /// Drop what is in flight and end now.
@@ -46,6 +48,8 @@ pub struct Vu {
     ops_on_session: u64,
     backoff: Duration,
     rng: SmallRng,
+    /// This session's place in the trace, when it is one of the recorded ones.
+    trace: Option<crate::trace::record::TraceSession>,
 }
 
 impl Vu {
@@ -56,17 +60,27 @@ impl Vu {
             ops_on_session: 0,
             backoff: Duration::ZERO,
             rng: SmallRng::from_rng(&mut rand::rng()),
+            trace: None,
         }
+    }
+
+    fn opened(&mut self, sh: &Shared, s: Session, opened_at: Instant) {
+        sh.recorder.session_opened();
+        self.trace = sh
+            .trace
+            .as_ref()
+            .and_then(|w| w.session_opened(&s.info, opened_at));
+        self.session = Some(s);
     }
 
     /// Open the session now (open-model preallocation). A failure is left for the first
     /// iteration to record.
     pub async fn connect(&mut self, sh: &Shared) {
+        let opened_at = Instant::now();
         if self.session.is_none()
             && let Ok(s) = sh.connector.open().await
         {
-            sh.recorder.session_opened();
-            self.session = Some(s);
+            self.opened(sh, s, opened_at);
         }
     }
 
@@ -83,10 +97,10 @@ impl Vu {
         });
         let connect_start = intended.unwrap_or_else(Instant::now);
         if self.session.is_none() {
+            let opened_at = Instant::now();
             match sh.connector.open().await {
                 Ok(s) => {
-                    sh.recorder.session_opened();
-                    self.session = Some(s);
+                    self.opened(sh, s, opened_at);
                     self.ops_on_session = 0;
                     self.backoff = Duration::ZERO;
                 }
@@ -104,8 +118,12 @@ impl Vu {
         let start = intended.unwrap_or_else(Instant::now);
         let timeout = entry.timeout.unwrap_or(sh.timeout);
         sh.in_flight.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
         let answer = session.call(entry.method, params.as_ref(), timeout).await;
         sh.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(w), Some(t)) = (&sh.trace, &mut self.trace) {
+            w.exchange(t, entry.method, params.as_ref(), sent, &answer);
+        }
         let outcome = match answer {
             Ok(result) => entry.judge(&result, params.as_ref()),
             Err(e) => Err(e),
@@ -140,6 +158,7 @@ impl Vu {
     }
 
     pub async fn close(&mut self, sh: &Shared) {
+        self.trace = None;
         if let Some(s) = self.session.take() {
             sh.recorder.session_closed();
             let _ = tokio::time::timeout(Duration::from_secs(3), s.close()).await;
@@ -149,6 +168,7 @@ impl Vu {
     /// Forget the session without the polite close (abort path); the transport's drop
     /// guards still end the process tree.
     pub fn discard(&mut self, sh: &Shared) {
+        self.trace = None;
         if self.session.take().is_some() {
             sh.recorder.session_closed();
         }

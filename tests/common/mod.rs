@@ -279,7 +279,11 @@ pub fn toml_str(p: &Path) -> String {
 
 /// A real redis-server of this test's own on a free loopback port, nothing kept on disk.
 pub fn redis_server() -> Proc {
-    let port = free_port();
+    redis_server_on(free_port())
+}
+
+/// A real redis-server on `port` (to bring one back where a stopped one was).
+pub fn redis_server_on(port: u16) -> Proc {
     let dir = std::env::temp_dir();
     let mut cmd = Command::new("redis-server");
     cmd.args([

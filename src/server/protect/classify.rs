@@ -1,0 +1,151 @@
+//! Request classification: reads a POST body once, notes its JSON-RPC `method`, `id`, the
+//! tool name of a `tools/call` and the body's size in an [`RpcCall`] extension, and hands
+//! the same bytes on. The memory guard and the circuit breaker decide from it.
+//!
+//! It is installed only when a layer needs it: buffering costs a copy, and load tests of
+//! the plain server must not pay for what they did not ask for. A body that is not a single
+//! JSON-RPC object (a batch, garbage) is passed on unclassified: refusing it is rmcp's job.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::body_limit::too_large;
+use super::reject::Rejection;
+use super::who;
+use crate::server::metrics::ServerMetrics;
+
+/// What a POST asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RpcCall {
+    pub method: Option<String>,
+    /// The tool of a `tools/call`.
+    pub tool: Option<String>,
+    pub id: Option<Value>,
+    pub body_bytes: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(borrow, default)]
+    params: Option<PeekParams<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+impl RpcCall {
+    pub(crate) fn of(body: &[u8]) -> RpcCall {
+        let Ok(peek) = serde_json::from_slice::<Peek<'_>>(body) else {
+            return RpcCall {
+                body_bytes: body.len(),
+                ..RpcCall::default()
+            };
+        };
+        let method = peek.method.map(Cow::into_owned);
+        let tool = match method.as_deref() {
+            Some("tools/call") => peek.params.and_then(|p| p.name).map(Cow::into_owned),
+            _ => None,
+        };
+        RpcCall {
+            method,
+            tool,
+            id: peek.id,
+            body_bytes: body.len(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct ClassifyLayer {
+    /// The body limit, or `usize::MAX` when there is none.
+    pub max_body: usize,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+pub(crate) async fn layer(State(s): State<ClassifyLayer>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, s.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let req = Request::from_parts(parts, Body::empty());
+            let refusal = if is_length_limit(&e) {
+                too_large(None, s.max_body)
+            } else {
+                Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    "unreadable_body",
+                    "the request body could not be read to its end; resend the request",
+                )
+            };
+            return refusal.respond(&who(&req), Some(&s.metrics));
+        }
+    };
+    let mut parts = parts;
+    parts.extensions.insert(RpcCall::of(&bytes));
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_call_is_classified_by_tool_and_id() {
+        let body = br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"alloc","arguments":{"bytes":10,"hold_ms":0}}}"#;
+        let c = RpcCall::of(body);
+        assert_eq!(c.method.as_deref(), Some("tools/call"));
+        assert_eq!(c.tool.as_deref(), Some("alloc"));
+        assert_eq!(c.id, Some(serde_json::json!(4)));
+        assert_eq!(c.body_bytes, body.len());
+    }
+
+    #[test]
+    fn other_methods_have_no_tool_and_garbage_is_unclassified() {
+        let c = RpcCall::of(
+            br#"{"jsonrpc":"2.0","id":"a","method":"prompts/get","params":{"name":"greeting"}}"#,
+        );
+        assert_eq!(c.method.as_deref(), Some("prompts/get"));
+        assert_eq!(c.tool, None);
+        let junk = RpcCall::of(b"[1,2");
+        assert_eq!(junk.method, None);
+        assert_eq!(junk.body_bytes, 4);
+        let batch = RpcCall::of(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#);
+        assert_eq!(batch.method, None);
+    }
+
+    #[test]
+    fn escaped_tool_names_are_unescaped() {
+        let c = RpcCall::of(br#"{"method":"tools/call","params":{"name":"e\u0063ho"}}"#);
+        assert_eq!(c.tool.as_deref(), Some("echo"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Session binding: an `Mcp-Session-Id` belongs to the principal whose `initialize` created
+//! it; the same id sent by anyone else (another principal, or nobody) is answered exactly
+//! as an unknown session is (404 `Not Found: Session not found`), so a stolen or guessed id
+//! is useless and the answer does not even confirm that the session exists.
+//!
+//! rmcp's session manager knows nothing of principals, so this layer learns the owner from
+//! the `Mcp-Session-Id` header of the response that created the session, and forgets it
+//! when the session is deleted or closed (see [`SessionOwners::retain`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::auth::Principal;
+use super::who;
+use crate::server::metrics::ServerMetrics;
+
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Who created each live session (`None`: a request without a principal).
+#[derive(Default)]
+pub(crate) struct SessionOwners {
+    owners: Mutex<HashMap<String, Option<Arc<str>>>>,
+}
+
+impl SessionOwners {
+    /// `true` when `principal` may use `session`: it created it, or the session is unknown
+    /// here (then rmcp decides, and answers 404 for an id it does not know either).
+    pub(crate) fn may_use(&self, session: &str, principal: Option<&Arc<str>>) -> bool {
+        let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        match owners.get(session) {
+            Some(owner) => owner.as_ref() == principal,
+            None => true,
+        }
+    }
+
+    pub(crate) fn created(&self, session: String, principal: Option<Arc<str>>) {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(session, principal);
+    }
+
+    pub(crate) fn ended(&self, session: &str) {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(session);
+    }
+
+    /// Keeps only the sessions `alive` says still exist (sessions also end by idle timeout).
+    pub(crate) fn retain(&self, alive: impl Fn(&str) -> bool) {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| alive(id));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct SessionBindingLayer {
+    pub owners: Arc<SessionOwners>,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+/// The answer rmcp gives for an unknown session, byte for byte.
+fn not_found() -> Response {
+    let mut r = Response::new(Body::from("Not Found: Session not found"));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) async fn layer(
+    State(s): State<SessionBindingLayer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let principal = req.extensions().get::<Principal>().map(|p| p.0.clone());
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && !s.owners.may_use(id, principal.as_ref())
+    {
+        who(&req).log(
+            "denied",
+            "session_not_owned",
+            "a session was used by a principal other than the one that created it; answered as an unknown session",
+        );
+        s.metrics.rejected("denied", "session_not_owned");
+        return not_found();
+    }
+    let deleting = req.method() == Method::DELETE;
+    let response = next.run(req).await;
+    match session {
+        None => {
+            if let Some(created) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                s.owners.created(created.to_owned(), principal);
+            }
+        }
+        Some(id) if deleting && response.status().is_success() => s.owners.ended(&id),
+        Some(_) => {}
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_creator_may_use_a_session() {
+        let owners = SessionOwners::default();
+        let alice: Arc<str> = "alice".into();
+        let bob: Arc<str> = "bob".into();
+        owners.created("s1".into(), Some(alice.clone()));
+        assert!(owners.may_use("s1", Some(&alice)));
+        assert!(!owners.may_use("s1", Some(&bob)));
+        assert!(!owners.may_use("s1", None));
+        assert!(
+            owners.may_use("unknown", Some(&bob)),
+            "rmcp answers for unknown ids"
+        );
+        owners.ended("s1");
+        assert!(owners.may_use("s1", Some(&bob)));
+    }
+
+    #[test]
+    fn retain_forgets_sessions_that_ended_elsewhere() {
+        let owners = SessionOwners::default();
+        owners.created("a".into(), None);
+        owners.created("b".into(), None);
+        owners.retain(|id| id == "b");
+        assert_eq!(owners.len(), 1);
+        assert!(owners.may_use("a", Some(&Arc::from("x"))));
+    }
+}
