@@ -20,6 +20,7 @@ use crate::report::{
     TargetReport, Totals, Verdict,
 };
 use crate::scenario::{Overrides, Plan};
+use crate::security::When;
 use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy, Supervisor};
 use crate::target::{Connector, TargetSpec};
 use crate::transport::stdio::{StderrLog, StdioSpec};
@@ -127,7 +128,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             &target,
             &plan.protocol,
             plan.workload.timeout,
-            stderr_log,
+            stderr_log.clone(),
             max_sessions,
         )
         .map_err(Error::Usage)?,
@@ -245,6 +246,25 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         None => None,
     };
+    // Concurrency findings (taken before any load) and the security probes share the
+    // report's `security` list.
+    let mut security: Vec<crate::security::Finding> = findings
+        .iter()
+        .filter_map(|f| serde_json::to_value(f).ok())
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    // The security log check reads the stderr of a server mcpstorm started, unless the
+    // scenario names another log.
+    let security_cfg = plan.security.clone().map(|mut c| {
+        if c.server_log.is_none() && supervisor.is_some() {
+            c.server_log = Some(opts.out.join("target-stderr.log"));
+        }
+        c
+    });
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::Before) {
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
+    }
 
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
@@ -383,6 +403,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         _ => None,
     };
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::After) {
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
+    }
     let faults: Vec<FaultRecord> = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let recoveries = crate::recovery::compute(
         &faults,
@@ -462,10 +486,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         recoveries,
         supervisor: supervised,
         ledger: ledger_report,
-        security: findings
-            .iter()
-            .filter_map(|f| serde_json::to_value(f).ok())
-            .collect(),
+        security,
     };
     let mut report = build_report(&plan, &recorder, &connector, &info, facts);
     report.alerts = alerts.records();
@@ -638,8 +659,7 @@ struct RunFacts {
     recoveries: Vec<RecoveryRecord>,
     supervisor: Option<SupervisorReport>,
     ledger: Option<LedgerReport>,
-    /// Probe findings in the report contract's shape.
-    security: Vec<serde_json::Value>,
+    security: Vec<crate::security::Finding>,
 }
 
 fn build_report(
@@ -752,16 +772,21 @@ fn build_report(
         criteria: vec![],
         verdict: Verdict::Fail,
     };
-    let default_criteria;
-    let criteria: &[Criterion] = if plan.criteria.is_empty() {
+    let mut criteria: Vec<Criterion> = if plan.criteria.is_empty() {
         // A load test that passes with every call failing helps nobody: with no criteria
         // given, hold the run to the seeds' floor.
-        default_criteria =
-            vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")];
-        &default_criteria
+        vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")]
     } else {
-        &plan.criteria
+        plan.criteria.clone()
     };
+    // A [security] table whose findings cannot fail the run would be silently useless.
+    if plan.security.is_some()
+        && !criteria
+            .iter()
+            .any(|c| c.metric == crate::criteria::Metric::SecurityFailures)
+    {
+        criteria.push(Criterion::parse("security.failures == 0").expect("valid default criterion"));
+    }
     report.criteria = criteria.iter().map(|c| c.evaluate(&report)).collect();
     report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) {
         Verdict::Pass
@@ -769,6 +794,38 @@ fn build_report(
         Verdict::Fail
     };
     report
+}
+
+/// Run the security probes against the run's target. A target that cannot be reached at
+/// that point (the load took it down) is itself a critical finding, not an exit 3: the load
+/// figures are still worth a report.
+async fn probe_security(
+    cfg: &crate::security::SecurityConfig,
+    target: &TargetSpec,
+    stderr_log: &Arc<StderrLog>,
+    progress: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<crate::security::Finding> {
+    if progress {
+        eprintln!(
+            "mcpstorm: security probes {} the load",
+            if cfg.when == When::Before {
+                "before"
+            } else {
+                "after"
+            }
+        );
+    }
+    match crate::security::run_suite(target, cfg, stderr_log.clone()).await {
+        Ok(outcome) => {
+            warnings.push(format!(
+                "{} requests sent by the security probes",
+                outcome.requests_sent
+            ));
+            outcome.findings
+        }
+        Err(e) => vec![crate::security::Finding::unreachable(&e.to_string())],
+    }
 }
 
 /// Where a relative output folder lands: beside the current directory.

@@ -154,12 +154,16 @@ duration = "1500ms"
     });
 
     // A lasting fault shows while it is in effect (the server is stopped; mcpstorm answers).
-    wait_until("the stop fault to be active", Duration::from_secs(30), || {
-        scrape(port).is_some_and(|(_, m)| {
-            gauge(&m, "mcpstorm_faults_active") == 1.0
-                && sum(&m, "mcpstorm_faults", &[("kind", "stop")]) == 1.0
-        })
-    });
+    wait_until(
+        "the stop fault to be active",
+        Duration::from_secs(30),
+        || {
+            scrape(port).is_some_and(|(_, m)| {
+                gauge(&m, "mcpstorm_faults_active") == 1.0
+                    && sum(&m, "mcpstorm_faults", &[("kind", "stop")]) == 1.0
+            })
+        },
+    );
 
     // After the run: the final figures, then the exporter stops (one scrape was enough).
     let mut last = None;
@@ -280,7 +284,11 @@ duration = "1500ms"
         .count();
     assert_eq!(kills, 1, "{}", report["faults"]);
     assert_eq!(sum(&m, "mcpstorm_faults", &[("kind", "kill")]), 1.0);
-    assert_eq!(gauge(&m, "mcpstorm_faults_active"), 0.0, "all over at the end");
+    assert_eq!(
+        gauge(&m, "mcpstorm_faults_active"),
+        0.0,
+        "all over at the end"
+    );
     for r in report["recoveries"].as_array().unwrap() {
         let id = r["fault_id"].to_string();
         if let Some(ms) = r["recovered_after_ms"].as_f64() {

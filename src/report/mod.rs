@@ -47,7 +47,7 @@ pub struct Report {
     #[serde(default)]
     pub checks: Checks,
     #[serde(default)]
-    pub security: Vec<serde_json::Value>,
+    pub security: Vec<crate::security::Finding>,
     /// Alerts raised during the run by the scenario's rules (or the default rules).
     #[serde(default)]
     pub alerts: Vec<AlertRecord>,
