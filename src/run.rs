@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::live::LiveState;
 use crate::live::tui::Dashboard;
 use crate::metrics::Recorder;
-use crate::metrics::process::{ProcSampler, self_usage};
+use crate::metrics::process::self_usage;
 use crate::probe::ProbeLog;
 use crate::proxy::Proxy;
 use crate::report::{
@@ -31,7 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use tasks::{Checkpointing, Ticking, interrupts, ledger_checkpoints, ticker};
 use tokio_util::sync::CancellationToken;
+
+mod tasks;
 
 pub const PRESETS: &[(&str, &str)] = &[
     ("quickstart", include_str!("../presets/quickstart.toml")),
@@ -822,130 +825,6 @@ async fn probe_security(
             outcome.findings
         }
         Err(e) => vec![crate::security::Finding::unreachable(&e.to_string())],
-    }
-}
-
-/// The longest a ledger checkpoint may read for.
-const CHECKPOINT_LIMIT: Duration = Duration::from_secs(15);
-
-struct Checkpointing {
-    ledger: Arc<Ledger>,
-    spec: crate::check::ledger::LedgerSpec,
-    connector: Arc<Connector>,
-    timeout: Duration,
-    timeline: Arc<std::sync::Mutex<Vec<FaultRecord>>>,
-    probe_log: Arc<ProbeLog>,
-    recorder: Arc<Recorder>,
-    started: Instant,
-    out: Arc<std::sync::Mutex<Vec<crate::check::ledger::Checkpoint>>>,
-}
-
-/// After each recovery, read back every write acknowledged so far: a write lost in the
-/// crash is found at the moment the service is back, not only at the end.
-async fn ledger_checkpoints(c: Checkpointing, cancel: CancellationToken) {
-    let mut done = std::collections::HashSet::new();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = cancel.cancelled() => return,
-        }
-        let faults = c.timeline.lock().map(|t| t.clone()).unwrap_or_default();
-        let recovered = crate::recovery::compute(
-            &faults,
-            &c.probe_log.changes(),
-            |t| c.recorder.first_failure_after(t),
-            &c.recorder.series(),
-        );
-        for r in recovered
-            .into_iter()
-            .filter(|r| r.recovered_after_ms.is_some())
-        {
-            if !done.insert(r.fault_id) {
-                continue;
-            }
-            let at_s = c.started.elapsed().as_secs_f64();
-            // Not cancelled with the run: a read-back that started finishes (bounded), or
-            // the end of the run would throw away exactly the checkpoint near the end.
-            let read =
-                c.ledger
-                    .checkpoint(&c.spec, &c.connector, c.timeout, (r.fault_id, r.at_s), at_s);
-            let Ok(checkpoint) = tokio::time::timeout(CHECKPOINT_LIMIT, read).await else {
-                continue;
-            };
-            if let Ok(mut out) = c.out.lock() {
-                out.push(checkpoint);
-            }
-        }
-    }
-}
-
-/// What the once-a-second ticker needs.
-struct Ticking {
-    recorder: Arc<Recorder>,
-    supervisor: Option<Arc<Supervisor>>,
-    alerts: Arc<Alerts>,
-    probe_log: Arc<ProbeLog>,
-    rss_limit_mb: Option<f64>,
-    /// Print raised alerts to stderr (plain progress mode).
-    print_alerts: bool,
-    started: Instant,
-}
-
-/// Close a point of the per-second series every second, with the target's RSS and CPU
-/// when we know its pid, and feed it to the alert rules.
-async fn ticker(t: Ticking, cancel: CancellationToken) {
-    let mut sampler: Option<ProcSampler> = None;
-    let mut probe_seen = 0;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return,
-        }
-        // The server's pid changes when it is restarted: follow it.
-        let pid = t.supervisor.as_ref().and_then(|s| s.pid());
-        if sampler.as_ref().map(ProcSampler::pid) != pid {
-            sampler = pid.map(ProcSampler::new);
-        }
-        let sample = sampler.as_mut().and_then(ProcSampler::sample);
-        t.recorder.tick(sample);
-        let point = t.recorder.last_point();
-        let changes = t.probe_log.changes();
-        let probe = crate::alerts::ProbeWindow::of(&changes, probe_seen);
-        probe_seen = changes.len();
-        let observation = crate::alerts::Observation {
-            point: point.as_ref(),
-            probe,
-            rss_limit_mb: t
-                .rss_limit_mb
-                .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),
-        };
-        let raised = t
-            .alerts
-            .observe(t.started.elapsed().as_secs_f64(), observation);
-        if t.print_alerts {
-            for a in raised {
-                eprintln!("ALERT [{}] {}: {}", a.severity, a.rule, a.message);
-            }
-        }
-    }
-}
-
-/// Ctrl-C once: stop starting iterations and finish cleanly (the report is still written).
-/// Twice: abort what is in flight.
-async fn interrupts(stop: CancellationToken, abort: CancellationToken, cancel: CancellationToken) {
-    for token in [stop, abort] {
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                if r.is_err() {
-                    return;
-                }
-                eprintln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
-                token.cancel();
-            }
-            _ = cancel.cancelled() => return,
-        }
     }
 }
 

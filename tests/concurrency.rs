@@ -55,7 +55,7 @@ fn a_deadlock_on_concurrent_first_calls_is_a_critical_finding() {
         "{crit:?}"
     );
     assert!(
-        r.stdout.contains("FAIL  critical  concurrency.first_call"),
+        r.stdout.contains("FAIL concurrency.first_call: deadlock:"),
         "{}",
         r.stdout
     );

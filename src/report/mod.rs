@@ -207,6 +207,7 @@ pub struct FaultRecord {
     pub id: u32,
     pub kind: String,
     pub at_s: f64,
+    /// Infinite while the fault is still in effect (only the live views see that).
     pub ended_at_s: f64,
     pub applied: bool,
     pub detail: String,
