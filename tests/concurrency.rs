@@ -51,7 +51,7 @@ fn a_deadlock_on_concurrent_first_calls_is_a_critical_finding() {
     let crit = r.report()["criteria"].as_array().unwrap();
     assert!(
         crit.iter()
-            .any(|c| c["name"] == "findings" && c["passed"] == false),
+            .any(|c| c["name"] == "security.failures" && c["passed"] == false),
         "{crit:?}"
     );
     assert!(
