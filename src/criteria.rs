@@ -22,8 +22,6 @@ pub enum Metric {
     Errors,
     /// Failed response checks and outputSchema mismatches (`errors{kind=wrong_answer}`).
     WrongAnswers,
-    /// Probe findings that failed (`security` entries with outcome `fail`).
-    Findings,
     Latency(Stat),
     /// Fault → first success after the failure was seen, over all faults (ms).
     Recovery(Stat),
@@ -92,7 +90,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, findings, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -156,7 +154,6 @@ impl Criterion {
             "sessions_lost" => Metric::SessionsLost,
             "errors" => Metric::Errors,
             "wrong_answers" => Metric::WrongAnswers,
-            "findings" => Metric::Findings,
             "p50" | "median" => Metric::Latency(Stat::P50),
             "p90" => Metric::Latency(Stat::P90),
             "p95" => Metric::Latency(Stat::P95),
@@ -202,7 +199,6 @@ impl Criterion {
                 | Metric::DroppedIterations
                 | Metric::SessionsLost
                 | Metric::WrongAnswers
-                | Metric::Findings
                 | Metric::Recovery(_)
                 | Metric::Detection(_)
                 | Metric::Unrecovered
@@ -266,7 +262,6 @@ impl Criterion {
                     .sum::<f64>()
                     + 0.0,
             ),
-            Metric::Findings => Some(r.security.iter().filter(|f| f.failed()).count() as f64),
             Metric::Recovery(stat) => fault_stat(r, stat, |x| x.recovered_after_ms),
             Metric::Detection(stat) => fault_stat(r, stat, |x| x.detected_after_ms),
             Metric::Unrecovered => {

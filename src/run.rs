@@ -252,11 +252,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     };
     // Concurrency findings (taken before any load) and the security probes share the
     // report's `security` list.
-    let mut security: Vec<crate::security::Finding> = findings
-        .iter()
-        .filter_map(|f| serde_json::to_value(f).ok())
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect();
+    let mut security: Vec<crate::security::Finding> = findings;
     // The security log check reads the stderr of a server mcpstorm started, unless the
     // scenario names another log.
     let security_cfg = plan.security.clone().map(|mut c| {
@@ -780,8 +776,9 @@ fn build_report(
     } else {
         plan.criteria.clone()
     };
-    // A [security] table whose findings cannot fail the run would be silently useless.
-    if plan.security.is_some()
+    // A [security] or [concurrency] table whose findings cannot fail the run would be
+    // silently useless.
+    if (plan.security.is_some() || plan.concurrency.is_some())
         && !criteria
             .iter()
             .any(|c| c.metric == crate::criteria::Metric::SecurityFailures)

@@ -364,10 +364,11 @@ fn validate(
         match Criterion::parse(c) {
             Ok(c)
                 if c.metric == crate::criteria::Metric::SecurityFailures
-                    && raw.security.is_none() =>
+                    && raw.security.is_none()
+                    && raw.concurrency.is_none() =>
             {
                 p.push(format!(
-                    "`criteria[{i}]` = \"{}\" needs a [security] table: without it no probe runs",
+                    "`criteria[{i}]` = \"{}\" needs a [security] or [concurrency] table: without one no probe runs",
                     c.text
                 ));
             }
@@ -379,17 +380,6 @@ fn validate(
         .concurrency
         .as_ref()
         .map(|c| crate::concurrency::ConcurrencyPlan::from_raw(c, &mut p));
-    // A probe that finds a deadlock or a race must fail the run, criteria given or not.
-    if concurrency.is_some()
-        && !criteria
-            .iter()
-            .any(|c| c.metric == crate::criteria::Metric::Findings)
-    {
-        if criteria.is_empty() {
-            criteria.push(Criterion::parse("success_rate >= 0.95").expect("valid criterion"));
-        }
-        criteria.push(Criterion::parse("findings == 0").expect("valid criterion"));
-    }
     match (target, workload) {
         (Some(target), Some(workload)) if p.is_empty() => {
             let name = raw.name.unwrap_or_else(|| "scenario".into());
