@@ -100,6 +100,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
+    let metrics_port = match opts.metrics_addr {
+        Some(addr) => Some(crate::live::prom::bind(addr).await?),
+        None => None,
+    };
     // The target: start (and supervise) the server if the plan says mcpstorm starts it.
     let clock = Instant::now();
     let mut proxies = start_dependency_proxies(&plan).await?;
@@ -300,10 +304,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         },
         finished: Default::default(),
     });
-    let exporter = match opts.metrics_addr {
-        Some(addr) => Some(crate::live::prom::start(addr, live.clone()).await?),
-        None => None,
-    };
+    let exporter = metrics_port.map(|l| crate::live::prom::start(l, live.clone()));
     let dashboard = match opts.tui {
         true => Dashboard::start(live.clone(), shared.stop.clone(), shared.abort.clone()),
         false => None,

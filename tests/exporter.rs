@@ -341,6 +341,8 @@ fn a_taken_metrics_port_is_a_usage_error() {
         "{}",
         r.stderr
     );
+    // Refused before anything started: no server was launched for nothing.
+    assert!(!r.out.path().join("target-stdout.log").exists());
 }
 
 /// The mcpstorm run of a test, ended if the test fails before it exits (std's `kill`
