@@ -10,6 +10,7 @@
 //! every other probe's answer into "throttled".
 
 use super::config::SecurityConfig;
+pub(crate) use super::stdio_proc::StdioProc;
 use super::tokens::{self, Flaw, Minter};
 use crate::error::{CallError, excerpt};
 use crate::session::ServerInfo;
@@ -696,31 +697,9 @@ impl Ctx {
         };
         let n = w.spawned.fetch_add(1, Ordering::Relaxed) + 1;
         let t = StdioTransport::spawn(&w.spec, w.log.clone(), n).await?;
-        let mut p = StdioProc {
-            t,
-            next_id: 1,
-            info: ServerInfo::default(),
-        };
-        let version = crate::session::SUPPORTED_VERSIONS[0];
         // Starting up is not what the probes measure: a slow interpreter on a busy machine
         // gets longer than one request's timeout to answer `initialize`.
-        let startup = self.cfg.timeout.max(STARTUP_TIMEOUT);
-        let init = tokio::time::timeout(startup, async {
-            p.t.write_line_raw(&initialize_body(version)).await?;
-            p.read_answer(&json!(1), startup).await
-        })
-        .await
-        .map_err(|_| CallError::Timeout { after: startup })??;
-        if let Some(e) = init.get("error") {
-            return Err(CallError::JsonRpc {
-                code: e["code"].as_i64().unwrap_or(0),
-                message: e["message"].as_str().unwrap_or("").to_string(),
-            });
-        }
-        p.info = crate::session::parse_initialize(&init["result"])?;
-        p.t.write_line_raw(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await?;
-        p.next_id = 2;
+        let p = StdioProc::start(t, self.cfg.timeout.max(STARTUP_TIMEOUT)).await?;
         self.sent.fetch_add(2, Ordering::Relaxed);
         Ok(p)
     }
@@ -733,82 +712,4 @@ pub(crate) fn retry_after(r: &RawResponse) -> Duration {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(Duration::from_secs(1))
-}
-
-/// One stdio server process driven by hand: raw lines in, lines out, pings.
-pub(crate) struct StdioProc {
-    t: StdioTransport,
-    next_id: u64,
-    pub info: ServerInfo,
-}
-
-impl StdioProc {
-    /// Write one line exactly as given.
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        self.t.write_line_raw(bytes).await
-    }
-
-    /// The next line within `within`, if any.
-    pub async fn next_line(&mut self, within: Duration) -> Result<Option<Vec<u8>>, CallError> {
-        self.t.read_line_within(within).await
-    }
-
-    /// Read until the answer to `id` (answering the server's own requests on the way).
-    async fn read_answer(&mut self, id: &Value, within: Duration) -> Result<Value, CallError> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(line) = self.t.read_line_within(left).await? else {
-                return Err(CallError::Timeout { after: within });
-            };
-            let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            if msg.get("id") == Some(id) && msg.get("method").is_none() {
-                return Ok(msg);
-            }
-            if let (Some(sid), Some(m)) = (msg.get("id"), msg.get("method").and_then(Value::as_str))
-            {
-                let answer = crate::jsonrpc::answer_server_request(sid, m);
-                self.t
-                    .write_line_raw(&serde_json::to_vec(&answer).unwrap_or_default())
-                    .await?;
-            }
-        }
-    }
-
-    /// Send a request and return the whole answer message (`result` or `error`).
-    pub async fn request(
-        &mut self,
-        method: &str,
-        params: Option<Value>,
-        within: Duration,
-    ) -> Result<Value, CallError> {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.t
-            .write_line_raw(&rpc(id.clone(), method, params))
-            .await?;
-        self.read_answer(&id, within).await
-    }
-
-    /// The stdio health check: a ping on this same process, answered within `within`.
-    pub async fn ping(&mut self, within: Duration) -> Result<Duration, CallError> {
-        let started = Instant::now();
-        let m = self.request("ping", None, within).await?;
-        match m.get("result") {
-            Some(_) => Ok(started.elapsed()),
-            None => Err(CallError::Protocol {
-                detail: format!("ping answered with {}", excerpt(&m.to_string(), 200)),
-            }),
-        }
-    }
-
-    pub async fn exited(&mut self) -> Option<CallError> {
-        self.t.exit_if_ended().await
-    }
-
-    pub async fn close(self) {
-        crate::transport::Transport::close(self.t).await;
-    }
 }
