@@ -304,7 +304,7 @@ where
     match execute(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mcpstorm: {e}");
+            crate::errln!("mcpstorm: {e}");
             e.exit_code()
         }
     }
@@ -406,7 +406,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             let text =
                 crate::check::check(&target, &protocol, timeout, schemas, server_exe.as_deref())
                     .await?;
-            println!("{text}");
+            crate::outln!("{text}");
             Ok(0)
         }
         Command::Probe {
@@ -550,7 +550,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 progress: true,
             };
             let report = crate::trace::replay::replay(opts).await?;
-            println!("{}", crate::trace::replay::render(&report));
+            crate::outln!("{}", crate::trace::replay::render(&report));
             Ok(if report.divergences == 0 { 0 } else { 1 })
         }
         Command::Report {
@@ -559,13 +559,13 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             html,
         } => {
             let r = crate::report::compare::load(&report).map_err(Error::Usage)?;
-            println!("{}", crate::report::summary::render(&r, Some(&report)));
+            crate::outln!("{}", crate::report::summary::render(&r, Some(&report)));
             if let Some(path) = junit {
                 r.write_junit(&path)?;
             }
             if let Some(path) = html {
                 r.write_html(&path)?;
-                println!("html:    {}", path.display());
+                crate::outln!("html:    {}", path.display());
             }
             Ok(0)
         }
@@ -598,19 +598,19 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 error_rate_increase: max_error_rate_increase / 100.0,
             };
             let c = crate::report::compare::compare(&old_report, &new_report, &thresholds);
-            println!(
+            crate::outln!(
                 "old: {}\nnew: {}\n\n{}",
                 old.display(),
                 new.display(),
                 c.table
             );
             if c.regressions.is_empty() {
-                println!("no regression past the thresholds");
+                crate::outln!("no regression past the thresholds");
                 Ok(0)
             } else {
-                println!("regressions:");
+                crate::outln!("regressions:");
                 for r in &c.regressions {
-                    println!("  {r}");
+                    crate::outln!("  {r}");
                 }
                 Ok(1)
             }
@@ -634,15 +634,17 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             for t in parsed {
                 proxy.add_toxic(t);
             }
-            println!(
+            crate::outln!(
                 "mcpstorm proxy: listening on {} -> {upstream}",
                 proxy.local_addr()
             );
             let _ = tokio::signal::ctrl_c().await;
             let stats = proxy.stats();
-            println!(
+            crate::outln!(
                 "mcpstorm proxy: {} connections, {} bytes up, {} bytes down",
-                stats.accepted, stats.bytes_up, stats.bytes_down
+                stats.accepted,
+                stats.bytes_up,
+                stats.bytes_down
             );
             proxy.shutdown().await;
             Ok(0)
@@ -698,7 +700,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                 // The first signal drains in-flight requests; a second one does not wait.
                 on_signal.cancel();
                 next_signal().await;
-                eprintln!("mcpstorm serve: second signal; exiting without waiting");
+                crate::errln!("mcpstorm serve: second signal; exiting without waiting");
                 std::process::exit(130);
             });
             let result = crate::server::serve(

@@ -5,6 +5,12 @@
 //! the rest; `main.rs` only maps the outcome to an exit code, so tests run the whole tool
 //! in-process.
 
+// Every print goes through `outln!`/`errln!` (console.rs): `println!` panics on a closed pipe.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
+#[macro_use]
+pub mod console;
+
 pub mod alerts;
 pub mod check;
 pub mod cli;

@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mcpstorm: cannot start the async runtime: {e}");
+            mcpstorm::errln!("mcpstorm: cannot start the async runtime: {e}");
             return std::process::ExitCode::from(2);
         }
     };

@@ -89,7 +89,7 @@ pub async fn run(opts: RunOptions, revisions: &[String]) -> Result<u8, Error> {
     }
     let mut rows = Vec::new();
     for revision in revisions {
-        eprintln!("mcpstorm: protocol matrix: revision {revision}");
+        crate::errln!("mcpstorm: protocol matrix: revision {revision}");
         let mut one = opts.clone();
         one.overrides.protocol = Some(Protocol::Revision(revision.clone()));
         one.out = opts.out.join(revision);
@@ -113,7 +113,7 @@ pub async fn run(opts: RunOptions, revisions: &[String]) -> Result<u8, Error> {
         target: plan.target.describe(),
         revisions: rows,
     };
-    println!("{}", render(&matrix));
+    crate::outln!("{}", render(&matrix));
     let path = opts.out.join("matrix.json");
     std::fs::create_dir_all(&opts.out)
         .and_then(|()| {
@@ -124,7 +124,7 @@ pub async fn run(opts: RunOptions, revisions: &[String]) -> Result<u8, Error> {
             what: format!("writing {}", path.display()),
             source,
         })?;
-    println!("matrix:  {}", path.display());
+    crate::outln!("matrix:  {}", path.display());
     let ran: Vec<&MatrixRow> = matrix
         .revisions
         .iter()

@@ -198,7 +198,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let findings = match &plan.concurrency {
         Some(probes) => {
             if opts.progress {
-                eprintln!("mcpstorm: running concurrency probes");
+                crate::errln!("mcpstorm: running concurrency probes");
             }
             probes.run(&connector).await
         }
@@ -364,9 +364,12 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         ));
     }
     if opts.progress && dashboard.is_none() {
-        eprintln!(
+        crate::errln!(
             "mcpstorm: {} against {} for {:?}; progress every {:?}",
-            plan.name, describe, total, opts.progress_interval
+            plan.name,
+            describe,
+            total,
+            opts.progress_interval
         );
         tasks.spawn(crate::live::progress(
             recorder.clone(),
@@ -449,7 +452,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     if let Some(t) = &trace {
         warnings.extend(t.finish());
         if opts.progress {
-            eprintln!(
+            crate::errln!(
                 "mcpstorm: recorded {} sessions to {}",
                 t.sessions_recorded(),
                 t.path().display()
@@ -495,7 +498,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     report.write_junit(&opts.out.join("junit.xml"))?;
     let html = opts.out.join("report.html");
     report.write_html(&html)?;
-    println!(
+    crate::outln!(
         "{}html:    {}",
         crate::report::summary::render(&report, Some(&path)),
         html.display()
@@ -805,7 +808,7 @@ async fn probe_security(
     warnings: &mut Vec<String>,
 ) -> Vec<crate::security::Finding> {
     if progress {
-        eprintln!(
+        crate::errln!(
             "mcpstorm: security probes {} the load",
             if cfg.when == When::Before {
                 "before"

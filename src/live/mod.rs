@@ -10,7 +10,6 @@ use crate::alerts::Alerts;
 use crate::metrics::Recorder;
 use crate::probe::ProbeLog;
 use crate::report::{FaultRecord, RecoveryRecord};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +91,6 @@ pub async fn progress(
             _ = cancel.cancelled() => return,
         }
         let line = progress_line(&recorder, interval, total);
-        let _ = writeln!(std::io::stderr(), "{line}");
+        crate::errln!("{line}");
     }
 }

@@ -110,9 +110,10 @@ impl Exporter {
             .finished
             .store(true, std::sync::atomic::Ordering::SeqCst);
         if !linger.is_zero() {
-            eprintln!(
+            crate::errln!(
                 "mcpstorm: final figures on http://{}/metrics for up to {:?} (until scraped once)",
-                self.addr, linger
+                self.addr,
+                linger
             );
             let _ = tokio::time::timeout(linger, self.scraped_final.notified()).await;
         }

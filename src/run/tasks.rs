@@ -115,7 +115,7 @@ pub(super) async fn ticker(t: Ticking, cancel: CancellationToken) {
             .observe(t.started.elapsed().as_secs_f64(), observation);
         if t.print_alerts {
             for a in raised {
-                eprintln!("ALERT [{}] {}: {}", a.severity, a.rule, a.message);
+                crate::errln!("ALERT [{}] {}: {}", a.severity, a.rule, a.message);
             }
         }
     }
@@ -134,7 +134,7 @@ pub(super) async fn interrupts(
                 if r.is_err() {
                     return;
                 }
-                eprintln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
+                crate::errln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
                 token.cancel();
             }
             _ = cancel.cancelled() => return,

@@ -74,7 +74,7 @@ pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
         }
         _ => Arc::new(StderrLog::default()),
     };
-    eprintln!("mcpstorm probe: {describe}");
+    crate::errln!("mcpstorm probe: {describe}");
     let clock = Instant::now();
     let (cpu_before, _) = crate::metrics::process::self_usage();
     let outcome = super::run_suite(&resolved, &opts.config, log.clone())
@@ -139,7 +139,7 @@ pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
     let path = opts.out.join("report.json");
     report.write_json(&path)?;
     report.write_junit(&opts.out.join("junit.xml"))?;
-    println!("{}", crate::report::summary::render(&report, Some(&path)));
+    crate::outln!("{}", crate::report::summary::render(&report, Some(&path)));
     Ok(report)
 }
 

@@ -8,7 +8,6 @@
 //! get up to the grace period to finish (see `drain.rs`), then the MCP sessions (and their
 //! open SSE streams) are closed and this returns.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,13 +314,8 @@ fn http_config(
 }
 
 /// Prints the `listening on` line and flushes, so a parent reading a pipe sees
-/// it at once instead of when the buffer fills.
+/// it at once instead of when the buffer fills. A closed stdout must not stop a server
+/// that is otherwise usable: `outln!` drops the line then.
 fn announce(bound: SocketAddr) {
-    let mut out = std::io::stdout().lock();
-    let written =
-        writeln!(out, "mcpstorm serve: listening on http://{bound}/mcp").and_then(|()| out.flush());
-    if let Err(e) = written {
-        // A closed stdout must not stop a server that is otherwise usable.
-        eprintln!("mcpstorm serve: could not print the listening address to stdout: {e}");
-    }
+    crate::outln!("mcpstorm serve: listening on http://{bound}/mcp");
 }

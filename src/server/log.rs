@@ -25,7 +25,9 @@ pub enum LogFormat {
 pub(crate) const SECURITY: &str = "mcpstorm::security";
 
 /// Installs the process-wide subscriber. A second call (tests, an embedding program that
-/// has its own) is ignored.
+/// has its own) is ignored. A log line that cannot be written (stderr closed, `serve 2>&1 |
+/// head`) is dropped: tracing's own complaint about it would be an `eprintln!`, which
+/// panics there.
 pub fn init(format: LogFormat) {
     let filter = Targets::new()
         .with_target("mcpstorm", Level::INFO)
@@ -37,6 +39,7 @@ pub fn init(format: LogFormat) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .log_internal_errors(false)
                     .with_ansi(false)
                     .with_target(false),
             )
@@ -48,7 +51,8 @@ pub fn init(format: LogFormat) {
                     .flatten_event(true)
                     .with_current_span(false)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .log_internal_errors(false),
             )
             .try_init(),
     };

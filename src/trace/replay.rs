@@ -333,7 +333,7 @@ pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
     let info = first.info.clone();
     first.close().await;
     if opts.progress {
-        eprintln!(
+        crate::errln!(
             "mcpstorm: replaying {} sessions of {} x{} against {} ({:?} pace)",
             trace.sessions.len(),
             opts.trace.display(),
