@@ -44,6 +44,7 @@ pub(super) async fn serve_http(
     addr: SocketAddr,
     kv: KvStore,
     protections: Protections,
+    conformance_tools: bool,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -75,10 +76,21 @@ pub(super) async fn serve_http(
         metrics: Some(metrics.clone()),
     };
     let factory_kv = kv.clone();
-    let ws_route = super::websocket::route(kv.clone(), observers.clone(), sessions_closed.clone());
+    let ws_route = super::websocket::route(
+        kv.clone(),
+        observers.clone(),
+        conformance_tools,
+        sessions_closed.clone(),
+    );
     let service: StreamableHttpService<ReferenceServer, RandomIdSessions> =
         StreamableHttpService::new(
-            move || Ok(ReferenceServer::new(factory_kv.clone(), observers.clone())),
+            move || {
+                Ok(ReferenceServer::new(
+                    factory_kv.clone(),
+                    observers.clone(),
+                    conformance_tools,
+                ))
+            },
             sessions.clone(),
             http_config(bound, &protections, sessions_closed.clone()),
         );
@@ -89,6 +101,11 @@ pub(super) async fn serve_http(
     let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .route("/ws", ws_route);
+    if conformance_tools {
+        mcp = mcp.layer(axum::middleware::from_fn(
+            super::conformance::close_reconnection_stream,
+        ));
+    }
     if let Some(pool) = &pool {
         let state = ConcurrencyLayer {
             pool: pool.clone(),
