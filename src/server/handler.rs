@@ -89,6 +89,10 @@ impl ReferenceServer {
         if self.observers.breakers.is_none() && self.observers.metrics.is_none() {
             return;
         }
+        // Unknown names come from clients: recording them would grow state without bound.
+        if self.tool_router.get(tool).is_none() {
+            return;
+        }
         let failed = is_tool_failure(outcome);
         if let Some(b) = &self.observers.breakers {
             b.record(tool, failed, Instant::now());
