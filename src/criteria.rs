@@ -22,8 +22,6 @@ pub enum Metric {
     Errors,
     /// Failed response checks and outputSchema mismatches (`errors{kind=wrong_answer}`).
     WrongAnswers,
-    /// Probe findings that failed (`security` entries with outcome `fail`).
-    Findings,
     Latency(Stat),
     /// Fault → first success after the failure was seen, over all faults (ms).
     Recovery(Stat),
@@ -38,6 +36,8 @@ pub enum Metric {
     FdGrowth,
     ThreadGrowth,
     ConnectionGrowth,
+    /// Failed security findings, all or `{severity=critical}` / `{category=auth}`.
+    SecurityFailures,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +56,10 @@ pub enum Selector {
     Tool(String),
     Op(String),
     Kind(String),
+    /// A security finding's severity (critical, high, medium, low, info).
+    Severity(String),
+    /// A security finding's category (auth, session, rate_limit, input, schema_fuzz, hygiene).
+    Category(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,7 +90,7 @@ pub struct CriterionResult {
     pub passed: bool,
 }
 
-const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, findings, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth";
+const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
 
 impl Criterion {
     pub fn parse(text: &str) -> Result<Criterion, String> {
@@ -120,9 +124,18 @@ impl Criterion {
                     "tool" => Selector::Tool(v),
                     "op" => Selector::Op(v),
                     "kind" => Selector::Kind(v),
+                    "severity" => {
+                        if crate::security::Severity::parse(&v).is_none() {
+                            return Err(format!(
+                                "`{t}`: severity `{v}` is not known; use critical, high, medium, low or info"
+                            ));
+                        }
+                        Selector::Severity(v)
+                    }
+                    "category" => Selector::Category(v),
                     other => {
                         return Err(format!(
-                            "`{t}`: unknown selector key `{other}`; use tool, op or kind"
+                            "`{t}`: unknown selector key `{other}`; use tool, op, kind (errors), severity or category (security.failures)"
                         ));
                     }
                 };
@@ -141,7 +154,6 @@ impl Criterion {
             "sessions_lost" => Metric::SessionsLost,
             "errors" => Metric::Errors,
             "wrong_answers" => Metric::WrongAnswers,
-            "findings" => Metric::Findings,
             "p50" | "median" => Metric::Latency(Stat::P50),
             "p90" => Metric::Latency(Stat::P90),
             "p95" => Metric::Latency(Stat::P95),
@@ -159,9 +171,24 @@ impl Criterion {
             "fd_growth" => Metric::FdGrowth,
             "thread_growth" => Metric::ThreadGrowth,
             "connection_growth" => Metric::ConnectionGrowth,
+            "security.failures" => Metric::SecurityFailures,
             other => return Err(format!("`{t}`: unknown metric `{other}`; known: {METRICS}")),
         };
         match (&metric, &selector) {
+            (
+                Metric::SecurityFailures,
+                Some(Selector::Severity(_) | Selector::Category(_)) | None,
+            ) => {}
+            (Metric::SecurityFailures, _) => {
+                return Err(format!(
+                    "`{t}`: `security.failures` takes {{severity=...}} or {{category=...}}"
+                ));
+            }
+            (_, Some(Selector::Severity(_) | Selector::Category(_))) => {
+                return Err(format!(
+                    "`{t}`: {{severity=...}} and {{category=...}} go with `security.failures` only"
+                ));
+            }
             (Metric::Errors, Some(Selector::Kind(_)) | None) => {}
             (Metric::Errors, _) => return Err(format!("`{t}`: `errors` takes {{kind=...}}")),
             (_, Some(Selector::Kind(_))) => {
@@ -172,7 +199,6 @@ impl Criterion {
                 | Metric::DroppedIterations
                 | Metric::SessionsLost
                 | Metric::WrongAnswers
-                | Metric::Findings
                 | Metric::Recovery(_)
                 | Metric::Detection(_)
                 | Metric::Unrecovered
@@ -204,7 +230,7 @@ impl Criterion {
                 None => Some(r.overall_figures()),
                 Some(Selector::Tool(t)) => r.latency_ms.by_tool.get(t).cloned(),
                 Some(Selector::Op(o)) => r.latency_ms.by_operation.get(o).cloned(),
-                Some(Selector::Kind(_)) => None,
+                Some(Selector::Kind(_) | Selector::Severity(_) | Selector::Category(_)) => None,
             }
         };
         match self.metric {
@@ -236,12 +262,6 @@ impl Criterion {
                     .sum::<f64>()
                     + 0.0,
             ),
-            Metric::Findings => Some(
-                r.security
-                    .iter()
-                    .filter(|f| f.get("outcome").and_then(|o| o.as_str()) == Some("fail"))
-                    .count() as f64,
-            ),
             Metric::Recovery(stat) => fault_stat(r, stat, |x| x.recovered_after_ms),
             Metric::Detection(stat) => fault_stat(r, stat, |x| x.detected_after_ms),
             Metric::Unrecovered => {
@@ -252,6 +272,19 @@ impl Criterion {
             Metric::FdGrowth => r.leaks.as_ref().map(|l| l.open_files_per_h),
             Metric::ThreadGrowth => r.leaks.as_ref().map(|l| l.threads_per_h),
             Metric::ConnectionGrowth => r.leaks.as_ref().map(|l| l.connections_per_h),
+            // No findings at all: the probes did not run, which is no data, not a pass.
+            Metric::SecurityFailures if r.security.is_empty() => None,
+            Metric::SecurityFailures => Some(
+                r.security
+                    .iter()
+                    .filter(|f| f.failed())
+                    .filter(|f| match &self.selector {
+                        Some(Selector::Severity(s)) => f.severity.name() == s,
+                        Some(Selector::Category(c)) => &f.category == c,
+                        _ => true,
+                    })
+                    .count() as f64,
+            ),
             Metric::Latency(stat) => ops(&self.selector)
                 .filter(|f| f.latency.count > 0)
                 .map(|f| {
@@ -394,6 +427,14 @@ mod tests {
         let c = Criterion::parse("errors{kind=timeout} == 0").unwrap();
         assert_eq!(c.selector, Some(Selector::Kind("timeout".into())));
         assert_eq!(Criterion::parse("error_rate < 1%").unwrap().threshold, 0.01);
+        let c = Criterion::parse("security.failures{severity=critical} == 0").unwrap();
+        assert_eq!(
+            (c.metric, c.selector),
+            (
+                Metric::SecurityFailures,
+                Some(Selector::Severity("critical".into()))
+            )
+        );
     }
 
     #[test]
@@ -405,6 +446,12 @@ mod tests {
             ("success_rate >= 95", "fraction"),
             ("p95{host=a} < 1s", "unknown selector"),
             ("rps{tool=echo} > 1", "takes no selector"),
+            (
+                "security.failures{severity=urgent} == 0",
+                "severity `urgent`",
+            ),
+            ("security.failures{tool=echo} == 0", "takes {severity"),
+            ("p95{severity=high} < 1s", "security.failures` only"),
         ] {
             let e = Criterion::parse(bad).unwrap_err();
             assert!(e.contains(hint), "{bad}: {e}");

@@ -146,17 +146,28 @@ pub async fn run(
             _ = cancel.cancelled() => return,
         }
         let started = clock.elapsed().as_secs_f64();
-        let (applied, detail) = apply(&fault, &tools, &cancel).await;
-        let record = FaultRecord {
+        // On the timeline from the moment it starts, so the live views see a lasting fault
+        // while it is in effect; completed with its outcome when it is over.
+        let mut record = FaultRecord {
             id: id as u32,
             kind: fault.kind.name().to_string(),
             at_s: started,
-            ended_at_s: clock.elapsed().as_secs_f64(),
-            detail,
-            applied,
+            ended_at_s: f64::INFINITY,
+            detail: "in effect".into(),
+            applied: true,
         };
-        if let Ok(mut t) = timeline.lock() {
-            t.push(record);
+        let slot = timeline.lock().ok().map(|mut t| {
+            t.push(record.clone());
+            t.len() - 1
+        });
+        let (applied, detail) = apply(&fault, &tools, &cancel).await;
+        record.ended_at_s = clock.elapsed().as_secs_f64();
+        record.detail = detail;
+        record.applied = applied;
+        if let (Some(i), Ok(mut t)) = (slot, timeline.lock())
+            && let Some(entry) = t.get_mut(i)
+        {
+            *entry = record;
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod target;

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::live::LiveState;
 use crate::live::tui::Dashboard;
 use crate::metrics::Recorder;
-use crate::metrics::process::{ProcSampler, self_usage};
+use crate::metrics::process::self_usage;
 use crate::probe::ProbeLog;
 use crate::proxy::Proxy;
 use crate::report::{
@@ -20,6 +20,7 @@ use crate::report::{
     TargetReport, Totals, Verdict,
 };
 use crate::scenario::{Overrides, Plan};
+use crate::security::When;
 use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy, Supervisor};
 use crate::target::{Connector, TargetSpec};
 use crate::transport::stdio::{StderrLog, StdioSpec};
@@ -30,7 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use tasks::{Checkpointing, Ticking, interrupts, ledger_checkpoints, ticker};
 use tokio_util::sync::CancellationToken;
+
+mod tasks;
 
 pub const PRESETS: &[(&str, &str)] = &[
     ("quickstart", include_str!("../presets/quickstart.toml")),
@@ -96,6 +100,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
+    let metrics_port = match opts.metrics_addr {
+        Some(addr) => Some(crate::live::prom::bind(addr).await?),
+        None => None,
+    };
     // The target: start (and supervise) the server if the plan says mcpstorm starts it.
     let clock = Instant::now();
     let mut proxies = start_dependency_proxies(&plan).await?;
@@ -124,7 +132,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
             &target,
             &plan.protocol,
             plan.workload.timeout,
-            stderr_log,
+            stderr_log.clone(),
             max_sessions,
         )
         .map_err(Error::Usage)?,
@@ -242,6 +250,21 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         None => None,
     };
+    // Concurrency findings (taken before any load) and the security probes share the
+    // report's `security` list.
+    let mut security: Vec<crate::security::Finding> = findings;
+    // The security log check reads the stderr of a server mcpstorm started, unless the
+    // scenario names another log.
+    let security_cfg = plan.security.clone().map(|mut c| {
+        if c.server_log.is_none() && supervisor.is_some() {
+            c.server_log = Some(opts.out.join("target-stderr.log"));
+        }
+        c
+    });
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::Before) {
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
+    }
 
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(started));
@@ -281,10 +304,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         },
         finished: Default::default(),
     });
-    let exporter = match opts.metrics_addr {
-        Some(addr) => Some(crate::live::prom::start(addr, live.clone()).await?),
-        None => None,
-    };
+    let exporter = metrics_port.map(|l| crate::live::prom::start(l, live.clone()));
     let dashboard = match opts.tui {
         true => Dashboard::start(live.clone(), shared.stop.clone(), shared.abort.clone()),
         false => None,
@@ -380,6 +400,10 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         _ => None,
     };
+    if let Some(cfg) = security_cfg.as_ref().filter(|c| c.when == When::After) {
+        security
+            .extend(probe_security(cfg, &target, &stderr_log, opts.progress, &mut warnings).await);
+    }
     let faults: Vec<FaultRecord> = timeline.lock().map(|t| t.clone()).unwrap_or_default();
     let recoveries = crate::recovery::compute(
         &faults,
@@ -459,10 +483,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         recoveries,
         supervisor: supervised,
         ledger: ledger_report,
-        security: findings
-            .iter()
-            .filter_map(|f| serde_json::to_value(f).ok())
-            .collect(),
+        security,
     };
     let mut report = build_report(&plan, &recorder, &connector, &info, facts);
     report.alerts = alerts.records();
@@ -635,8 +656,7 @@ struct RunFacts {
     recoveries: Vec<RecoveryRecord>,
     supervisor: Option<SupervisorReport>,
     ledger: Option<LedgerReport>,
-    /// Probe findings in the report contract's shape.
-    security: Vec<serde_json::Value>,
+    security: Vec<crate::security::Finding>,
 }
 
 fn build_report(
@@ -749,16 +769,22 @@ fn build_report(
         criteria: vec![],
         verdict: Verdict::Fail,
     };
-    let default_criteria;
-    let criteria: &[Criterion] = if plan.criteria.is_empty() {
+    let mut criteria: Vec<Criterion> = if plan.criteria.is_empty() {
         // A load test that passes with every call failing helps nobody: with no criteria
         // given, hold the run to the seeds' floor.
-        default_criteria =
-            vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")];
-        &default_criteria
+        vec![Criterion::parse("success_rate >= 0.95").expect("valid default criterion")]
     } else {
-        &plan.criteria
+        plan.criteria.clone()
     };
+    // A [security] or [concurrency] table whose findings cannot fail the run would be
+    // silently useless.
+    if (plan.security.is_some() || plan.concurrency.is_some())
+        && !criteria
+            .iter()
+            .any(|c| c.metric == crate::criteria::Metric::SecurityFailures)
+    {
+        criteria.push(Criterion::parse("security.failures == 0").expect("valid default criterion"));
+    }
     report.criteria = criteria.iter().map(|c| c.evaluate(&report)).collect();
     report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) {
         Verdict::Pass
@@ -768,127 +794,35 @@ fn build_report(
     report
 }
 
-/// The longest a ledger checkpoint may read for.
-const CHECKPOINT_LIMIT: Duration = Duration::from_secs(15);
-
-struct Checkpointing {
-    ledger: Arc<Ledger>,
-    spec: crate::check::ledger::LedgerSpec,
-    connector: Arc<Connector>,
-    timeout: Duration,
-    timeline: Arc<std::sync::Mutex<Vec<FaultRecord>>>,
-    probe_log: Arc<ProbeLog>,
-    recorder: Arc<Recorder>,
-    started: Instant,
-    out: Arc<std::sync::Mutex<Vec<crate::check::ledger::Checkpoint>>>,
-}
-
-/// After each recovery, read back every write acknowledged so far: a write lost in the
-/// crash is found at the moment the service is back, not only at the end.
-async fn ledger_checkpoints(c: Checkpointing, cancel: CancellationToken) {
-    let mut done = std::collections::HashSet::new();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = cancel.cancelled() => return,
-        }
-        let faults = c.timeline.lock().map(|t| t.clone()).unwrap_or_default();
-        let recovered = crate::recovery::compute(
-            &faults,
-            &c.probe_log.changes(),
-            |t| c.recorder.first_failure_after(t),
-            &c.recorder.series(),
+/// Run the security probes against the run's target. A target that cannot be reached at
+/// that point (the load took it down) is itself a critical finding, not an exit 3: the load
+/// figures are still worth a report.
+async fn probe_security(
+    cfg: &crate::security::SecurityConfig,
+    target: &TargetSpec,
+    stderr_log: &Arc<StderrLog>,
+    progress: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<crate::security::Finding> {
+    if progress {
+        eprintln!(
+            "mcpstorm: security probes {} the load",
+            if cfg.when == When::Before {
+                "before"
+            } else {
+                "after"
+            }
         );
-        for r in recovered
-            .into_iter()
-            .filter(|r| r.recovered_after_ms.is_some())
-        {
-            if !done.insert(r.fault_id) {
-                continue;
-            }
-            let at_s = c.started.elapsed().as_secs_f64();
-            // Not cancelled with the run: a read-back that started finishes (bounded), or
-            // the end of the run would throw away exactly the checkpoint near the end.
-            let read =
-                c.ledger
-                    .checkpoint(&c.spec, &c.connector, c.timeout, (r.fault_id, r.at_s), at_s);
-            let Ok(checkpoint) = tokio::time::timeout(CHECKPOINT_LIMIT, read).await else {
-                continue;
-            };
-            if let Ok(mut out) = c.out.lock() {
-                out.push(checkpoint);
-            }
-        }
     }
-}
-
-/// What the once-a-second ticker needs.
-struct Ticking {
-    recorder: Arc<Recorder>,
-    supervisor: Option<Arc<Supervisor>>,
-    alerts: Arc<Alerts>,
-    probe_log: Arc<ProbeLog>,
-    rss_limit_mb: Option<f64>,
-    /// Print raised alerts to stderr (plain progress mode).
-    print_alerts: bool,
-    started: Instant,
-}
-
-/// Close a point of the per-second series every second, with the target's RSS and CPU
-/// when we know its pid, and feed it to the alert rules.
-async fn ticker(t: Ticking, cancel: CancellationToken) {
-    let mut sampler: Option<ProcSampler> = None;
-    let mut probe_seen = 0;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return,
+    match crate::security::run_suite(target, cfg, stderr_log.clone()).await {
+        Ok(outcome) => {
+            warnings.push(format!(
+                "{} requests sent by the security probes",
+                outcome.requests_sent
+            ));
+            outcome.findings
         }
-        // The server's pid changes when it is restarted: follow it.
-        let pid = t.supervisor.as_ref().and_then(|s| s.pid());
-        if sampler.as_ref().map(ProcSampler::pid) != pid {
-            sampler = pid.map(ProcSampler::new);
-        }
-        let sample = sampler.as_mut().and_then(ProcSampler::sample);
-        t.recorder.tick(sample);
-        let point = t.recorder.last_point();
-        let changes = t.probe_log.changes();
-        let probe = crate::alerts::ProbeWindow::of(&changes, probe_seen);
-        probe_seen = changes.len();
-        let observation = crate::alerts::Observation {
-            point: point.as_ref(),
-            probe,
-            rss_limit_mb: t
-                .rss_limit_mb
-                .or_else(|| pid.and_then(crate::alerts::cgroup_limit_mb)),
-        };
-        let raised = t
-            .alerts
-            .observe(t.started.elapsed().as_secs_f64(), observation);
-        if t.print_alerts {
-            for a in raised {
-                eprintln!("ALERT [{}] {}: {}", a.severity, a.rule, a.message);
-            }
-        }
-    }
-}
-
-/// Ctrl-C once: stop starting iterations and finish cleanly (the report is still written).
-/// Twice: abort what is in flight.
-async fn interrupts(stop: CancellationToken, abort: CancellationToken, cancel: CancellationToken) {
-    for token in [stop, abort] {
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                if r.is_err() {
-                    return;
-                }
-                eprintln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
-                token.cancel();
-            }
-            _ = cancel.cancelled() => return,
-        }
+        Err(e) => vec![crate::security::Finding::unreachable(&e.to_string())],
     }
 }
 

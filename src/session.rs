@@ -317,7 +317,7 @@ fn refused(revision: &str, e: CallError, http_400: bool) -> CallError {
     }
 }
 
-fn parse_initialize(result: &Value) -> Result<ServerInfo, CallError> {
+pub(crate) fn parse_initialize(result: &Value) -> Result<ServerInfo, CallError> {
     let Some(version) = result.get("protocolVersion").and_then(Value::as_str) else {
         return Err(CallError::Protocol {
             detail: "the initialize result has no `protocolVersion`".into(),

@@ -145,3 +145,67 @@ check = "result == a +"
         r.stderr
     );
 }
+
+fn schema_liar(extra_workload: &str) -> String {
+    format!(
+        r#"duration = "2s"
+criteria = ["wrong_answers == 0"]
+[target]
+command = {:?}
+args = [{}]
+[workload]
+vus = 1
+{extra_workload}
+[[mix]]
+op = "tools/call"
+tool = "add"
+arguments = {{ a = "{{{{seq}}}}", b = 1 }}
+[[mix]]
+op = "tools/call"
+tool = "echo"
+arguments = {{ message = "m" }}
+"#,
+        python(),
+        toml_str(&fixture("schema_liar.py"))
+    )
+}
+
+#[test]
+fn structured_content_that_breaks_the_declared_output_schema_is_caught() {
+    let r = run_scenario(&schema_liar(""), &["--no-progress"]);
+    assert_eq!(r.code, 1, "{}", r.describe());
+    let adds = r.report()["latency_ms"]["by_tool"]["add"]["calls"]
+        .as_u64()
+        .unwrap();
+    let mismatches = r.error_count("schema_mismatch");
+    assert!(adds >= 50, "{adds}");
+    assert!(
+        mismatches.abs_diff(adds / 10) <= 1,
+        "{mismatches} mismatches in {adds} adds"
+    );
+    assert_eq!(r.error_count("wrong_answer"), 0);
+    let sample = r.report()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "schema_mismatch")
+        .unwrap()["samples"][0]["message"]
+        .to_string();
+    assert!(
+        sample.contains("/sum") && sample.contains("integer"),
+        "{sample}"
+    );
+    // The wrong_answers criterion counts schema mismatches too.
+    assert_eq!(
+        r.report()["criteria"][0]["observed"].as_f64().unwrap() as u64,
+        mismatches
+    );
+    // echo declares no schema: never judged by one.
+    assert_eq!(r.report()["latency_ms"]["by_tool"]["echo"]["failed"], 0);
+
+    let off = run_scenario(
+        &schema_liar("check_output_schema = false"),
+        &["--no-progress"],
+    );
+    assert_eq!(off.code, 0, "{}", off.describe());
+}

@@ -51,11 +51,11 @@ fn a_deadlock_on_concurrent_first_calls_is_a_critical_finding() {
     let crit = r.report()["criteria"].as_array().unwrap();
     assert!(
         crit.iter()
-            .any(|c| c["name"] == "findings" && c["passed"] == false),
+            .any(|c| c["name"] == "security.failures" && c["passed"] == false),
         "{crit:?}"
     );
     assert!(
-        r.stdout.contains("FAIL  critical  concurrency.first_call"),
+        r.stdout.contains("FAIL concurrency.first_call: deadlock:"),
         "{}",
         r.stdout
     );

@@ -115,7 +115,11 @@ op = "ping"
 weight = 1
 [[faults]]
 kind = "kill"
-at = "3s"
+at = "2s"
+[[faults]]
+kind = "stop"
+at = "4s"
+duration = "1500ms"
 "#,
     )
     .unwrap();
@@ -148,6 +152,18 @@ at = "3s"
     wait_until("the calls counter to grow", Duration::from_secs(30), || {
         scrape(port).is_some_and(|(_, m)| sum(&m, "mcpstorm_calls", &[]) > before)
     });
+
+    // A lasting fault shows while it is in effect (the server is stopped; mcpstorm answers).
+    wait_until(
+        "the stop fault to be active",
+        Duration::from_secs(30),
+        || {
+            scrape(port).is_some_and(|(_, m)| {
+                gauge(&m, "mcpstorm_faults_active") == 1.0
+                    && sum(&m, "mcpstorm_faults", &[("kind", "stop")]) == 1.0
+            })
+        },
+    );
 
     // After the run: the final figures, then the exporter stops (one scrape was enough).
     let mut last = None;
@@ -268,6 +284,11 @@ at = "3s"
         .count();
     assert_eq!(kills, 1, "{}", report["faults"]);
     assert_eq!(sum(&m, "mcpstorm_faults", &[("kind", "kill")]), 1.0);
+    assert_eq!(
+        gauge(&m, "mcpstorm_faults_active"),
+        0.0,
+        "all over at the end"
+    );
     for r in report["recoveries"].as_array().unwrap() {
         let id = r["fault_id"].to_string();
         if let Some(ms) = r["recovered_after_ms"].as_f64() {
@@ -320,6 +341,8 @@ fn a_taken_metrics_port_is_a_usage_error() {
         "{}",
         r.stderr
     );
+    // Refused before anything started: no server was launched for nothing.
+    assert!(!r.out.path().join("target-stdout.log").exists());
 }
 
 /// The mcpstorm run of a test, ended if the test fails before it exits (std's `kill`

@@ -191,10 +191,14 @@ fn report_html_renders_a_saved_run_with_hostile_text_as_text() {
         "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">";
     report["errors"][0]["samples"][0]["message"] = Value::from(evil);
     report["target"]["server_name"] = Value::from(evil);
+    // Findings in the report contract's shape, one with a field this version does not know.
     report["security"] = serde_json::json!([
         {"probe": "auth.missing_token", "category": "auth", "severity": "high", "outcome": "fail",
-         "title": "a call without a token succeeded", "evidence": evil, "advice": "require a token"},
-        {"probe": "input.oversized", "outcome": "pass", "limit_bytes": 1048576}
+         "title": "a call without a token succeeded",
+         "evidence": {"request": "POST /mcp", "response": evil}, "advice": "require a token"},
+        {"probe": "input.oversized", "category": "input", "severity": "info", "outcome": "pass",
+         "title": "a 2 MB argument was refused", "evidence": {"request": "", "response": ""},
+         "advice": "", "limit_bytes": 1048576}
     ]);
     report["checks"]["schema_conformance"] =
         serde_json::json!({"checked": 40, "violations": [{"tool": "echo", "detail": evil}]});

@@ -30,6 +30,10 @@ impl AnswerCheck {
         self.expr.as_ref().is_some_and(|e| e.uses(&Name::IsError))
     }
 
+    fn needs_result(&self) -> bool {
+        self.expect.is_some() || self.expr.as_ref().is_some_and(|e| e.uses(&Name::Result))
+    }
+
     fn needs_text(&self) -> bool {
         self.expect.is_some()
             || self
@@ -61,14 +65,24 @@ pub struct Bindings<'a> {
 static NULL: Value = Value::Null;
 
 impl<'a> Bindings<'a> {
-    pub fn new(method: &str, raw: &'a Value, args: &'a Value, with_text: bool) -> Self {
+    /// Bind the names for one answer; `text` and `result` are only worked out when the
+    /// check reads them (they cost a copy and a parse).
+    pub fn new(
+        method: &str,
+        raw: &'a Value,
+        args: &'a Value,
+        with_text: bool,
+        with_result: bool,
+    ) -> Self {
         let text = if with_text {
             text_of(method, raw)
         } else {
             String::new()
         };
         let structured = raw.get("structuredContent").unwrap_or(&NULL);
-        let result = if method != "tools/call" {
+        let result = if !with_result {
+            Value::Null
+        } else if method != "tools/call" {
             raw.clone()
         } else if has_text(raw) {
             serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
@@ -200,7 +214,7 @@ pub fn judge(
     }
     let Some(check) = check else { return Ok(()) };
     let args = args.unwrap_or(&NULL);
-    let b = Bindings::new(method, raw, args, check.needs_text());
+    let b = Bindings::new(method, raw, args, check.needs_text(), check.needs_result());
     if let Some(want) = &check.expect {
         let matches = loose_eq(&b.result, want)
             || (!b.structured.is_null() && loose_eq(b.structured, want))

@@ -4,8 +4,9 @@
 //! handshake, answers one caller at a time, and hangs here: any call still unanswered at
 //! the deadline is a critical `deadlock` finding.
 
-use super::{Finding, call_params, close_all, open_sessions};
+use super::{call_params, close_all, finding, open_sessions};
 use crate::error::CallError;
+use crate::security::{Finding, Outcome, Severity};
 use crate::target::Connector;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -32,15 +33,21 @@ impl FirstCall {
         );
         let (sessions, failed_opens, open_error) = open_sessions(connector, self.sessions).await;
         if sessions.len() < 2 {
-            return Finding {
-                probe: PROBE.into(),
-                category: "concurrency".into(),
-                severity: "critical".into(),
-                outcome: "skip".into(),
-                title: "first-call probe skipped: fewer than 2 sessions could be opened".into(),
-                evidence: json!({"request": request, "response": format!("{failed_opens} handshakes failed: {}", open_error.unwrap_or_default())}),
-                advice: "check that the server accepts several sessions at once".into(),
-            };
+            return finding(
+                PROBE,
+                Severity::Critical,
+                Outcome::Skip,
+                "first-call probe skipped: fewer than 2 sessions could be opened".into(),
+                (
+                    request,
+                    format!(
+                        "{failed_opens} handshakes failed: {}",
+                        open_error.unwrap_or_default()
+                    ),
+                    Value::Null,
+                ),
+                "check that the server accepts several sessions at once",
+            );
         }
         let barrier = Arc::new(tokio::sync::Barrier::new(sessions.len()));
         let mut calls = tokio::task::JoinSet::new();
@@ -92,12 +99,15 @@ impl FirstCall {
             "failed": refused, "deadline_ms": self.deadline.as_millis() as u64,
             "slowest_ms": slowest.as_secs_f64() * 1000.0});
         let deadlock = hung > 0;
-        Finding {
-            probe: PROBE.into(),
-            category: "concurrency".into(),
-            severity: "critical".into(),
-            outcome: if deadlock { "fail" } else { "pass" }.into(),
-            title: if deadlock {
+        finding(
+            PROBE,
+            Severity::Critical,
+            if deadlock {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            },
+            if deadlock {
                 format!(
                     "deadlock: {hung} of {total} concurrent first calls of `{}` hung past {:?}",
                     self.tool, self.deadline
@@ -108,13 +118,12 @@ impl FirstCall {
                     self.tool, self.deadline
                 )
             },
-            evidence: json!({"request": request, "response": response, "details": details}),
-            advice: if deadlock {
+            (request, response, details),
+            if deadlock {
                 "The server answers one caller at a time but hangs when its first calls arrive together: the usual cause is lazy initialisation under two locks taken in different orders, or an initialiser that waits for another caller. Initialise at startup, or guard lazy initialisation with one lock (a once-cell)."
             } else {
                 "No action needed."
-            }
-            .into(),
-        }
+            },
+        )
     }
 }

@@ -5,37 +5,48 @@
 //! once, round after round (a tool that shares mutable state across requests answers
 //! differently).
 //!
-//! Each probe yields one [`Finding`] in the shape of the security report contract
-//! (`report.json` → `security`, category `concurrency`), so it joins the `mcpstorm probe`
-//! family of probes unchanged. Probes run after the preflight and before any load, so the
-//! first-call probe really sends the server's first tool calls. They only send what the
-//! scenario names; they never judge the verdict themselves (the `findings` criterion does).
+//! Each probe yields one security [`Finding`] (`report.json` → `security`, category
+//! `concurrency`), next to the `[security]` suite's. Probes run after the preflight and
+//! before any load, so the first-call probe really sends the server's first tool calls. They
+//! only send what the scenario names (a tool and its arguments: a race check needs a call
+//! whose right answer is known), which is why they are a scenario table rather than a family
+//! of `mcpstorm probe`; they never judge the verdict themselves (`security.failures` does).
 
 pub mod first_call;
 pub mod race;
 
 use crate::scenario::duration;
+use crate::security::{Evidence, Finding, Outcome, Severity};
 use crate::session::Session;
 use crate::target::Connector;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
-/// One probe's result, in the report contract's shape.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Finding {
-    /// `concurrency.first_call`, `concurrency.race`.
-    pub probe: String,
-    pub category: String,
-    /// `critical`, `high`, `medium`, `low` or `info`: how bad it is when the probe fails.
-    pub severity: String,
-    /// `pass`, `fail` or `skip`.
-    pub outcome: String,
-    pub title: String,
-    /// `request`: what was sent; `response`: what came back, in words with the figures;
-    /// `details`: the same as data.
-    pub evidence: Value,
-    pub advice: String,
+/// One probe's finding, in the security suite's type (the report contract's shape).
+fn finding(
+    probe: &str,
+    severity: Severity,
+    outcome: Outcome,
+    title: String,
+    evidence: (String, String, Value),
+    advice: &str,
+) -> Finding {
+    let (request, response, details) = evidence;
+    Finding {
+        probe: probe.to_string(),
+        category: "concurrency".into(),
+        severity,
+        outcome,
+        title,
+        evidence: Evidence {
+            request,
+            response,
+            details: (!details.is_null()).then_some(details),
+        },
+        advice: advice.to_string(),
+        extra: Default::default(),
+    }
 }
 
 /// The `[concurrency]` table of a scenario.

@@ -4,8 +4,9 @@
 //! differently when calls overlap: more than one distinct answer is a finding, listed with
 //! how often each came.
 
-use super::{Finding, answer_of, call_params, close_all, open_sessions};
+use super::{answer_of, call_params, close_all, finding, open_sessions};
 use crate::error::excerpt;
+use crate::security::{Finding, Outcome, Severity};
 use crate::target::Connector;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -33,23 +34,22 @@ impl Race {
             self.sessions, self.rounds
         );
         let finding =
-            |outcome: &str, title: String, response: String, details: Value, advice: &str| {
-                Finding {
-                    probe: PROBE.into(),
-                    category: "concurrency".into(),
-                    severity: "high".into(),
-                    outcome: outcome.into(),
+            |outcome: Outcome, title: String, response: String, details: Value, advice: &str| {
+                finding(
+                    PROBE,
+                    Severity::High,
+                    outcome,
                     title,
-                    evidence: json!({"request": request, "response": response, "details": details}),
-                    advice: advice.into(),
-                }
+                    (request.clone(), response, details),
+                    advice,
+                )
             };
         let (mut sessions, failed_opens, open_error) =
             open_sessions(connector, self.sessions).await;
         if sessions.len() < 2 {
             close_all(sessions).await;
             return finding(
-                "skip",
+                Outcome::Skip,
                 "race check skipped: fewer than 2 sessions could be opened".into(),
                 format!(
                     "{failed_opens} handshakes failed: {}",
@@ -135,7 +135,7 @@ impl Race {
         }
         if total == 0 {
             return finding(
-                "skip",
+                Outcome::Skip,
                 format!(
                     "race check of `{}` skipped: no call was answered",
                     self.tool
@@ -147,7 +147,7 @@ impl Race {
         }
         if answers.len() > 1 || off_baseline > 0 {
             return finding(
-                "fail",
+                Outcome::Fail,
                 format!(
                     "race: the same call of `{}` got {} different answers from {} concurrent sessions ({off_baseline} differ from the answer it gives alone)",
                     self.tool,
@@ -160,7 +160,7 @@ impl Race {
             );
         }
         finding(
-            "pass",
+            Outcome::Pass,
             format!(
                 "the same call of `{}` got one answer from {} concurrent sessions over {} rounds",
                 self.tool, self.sessions, self.rounds

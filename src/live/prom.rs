@@ -46,14 +46,20 @@ impl Drop for Exporter {
     }
 }
 
-/// Bind `addr` and serve `/metrics` until the exporter is dropped or `finish`ed.
-pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+/// Take the port first, before anything is started, so a taken port ends the run at once.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Error::Usage(format!(
             "--metrics-addr {addr}: cannot listen there ({e}); give a free port such as 127.0.0.1:9464"
         ))
-    })?;
-    let addr = listener.local_addr().unwrap_or(addr);
+    })
+}
+
+/// Serve `/metrics` on `listener` until the exporter is dropped or `finish`ed.
+pub fn start(listener: tokio::net::TcpListener, state: Arc<LiveState>) -> Exporter {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let scraped_final = Arc::new(Notify::new());
     let cancel = tokio_util::sync::CancellationToken::new();
     let app = {
@@ -87,13 +93,13 @@ pub async fn start(addr: SocketAddr, state: Arc<LiveState>) -> Result<Exporter, 
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
     });
-    Ok(Exporter {
+    Exporter {
         addr,
         state,
         scraped_final,
         cancel,
         server: Some(server),
-    })
+    }
 }
 
 impl Exporter {

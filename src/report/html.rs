@@ -662,8 +662,10 @@ mod tests {
         let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
         r.errors[0].samples[0].message = evil.into();
         r.target.server_name = evil.into();
-        r.security =
-            vec![serde_json::json!({"probe": evil, "outcome": "fail", "extra": {"k": evil}})];
+        let mut f = crate::security::Finding::fail(evil, crate::security::Severity::High, evil);
+        f.extra
+            .insert("extra".into(), serde_json::json!({"k": evil}));
+        r.security = vec![f];
         let html = render(&r);
         assert!(!html.contains("<script>"), "a script tag got through");
         assert!(!html.contains("<img"), "an img tag got through");
@@ -673,9 +675,22 @@ mod tests {
     #[test]
     fn security_entries_render_with_missing_and_extra_fields() {
         let mut r = report();
+        let mut skipped: crate::security::Finding = serde_json::from_value(serde_json::json!({
+            "probe": "rate.limit", "category": "rate", "severity": "info", "outcome": "skip",
+            "title": "", "evidence": {"request": "", "response": ""}, "advice": "", "cwe": "CWE-770"
+        }))
+        .expect("a finding with an extra field");
+        assert_eq!(skipped.extra["cwe"], "CWE-770");
+        skipped.title = "no limit declared".into();
         r.security = vec![
-            serde_json::json!({"probe": "auth.none", "category": "auth", "severity": "high", "outcome": "fail", "title": "no token accepted", "evidence": "200 OK", "advice": "require a token"}),
-            serde_json::json!({"probe": "rate.limit", "outcome": "skip", "cwe": "CWE-770"}),
+            crate::security::Finding::fail(
+                "auth.none",
+                crate::security::Severity::High,
+                "no token accepted",
+            )
+            .evidence("POST /mcp", "200 OK")
+            .advice("require a token"),
+            skipped,
         ];
         let html = render(&r);
         assert!(

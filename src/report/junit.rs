@@ -32,11 +32,14 @@ pub fn render(r: &Report) -> String {
         .unwrap_or("scenario");
     let tests = r.criteria.len();
     let failures = r.criteria.iter().filter(|c| !c.passed).count();
+    let sec_failures = r.security.iter().filter(|f| f.failed()).count();
     let mut x = String::new();
     let _ = writeln!(x, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     let _ = writeln!(
         x,
-        r#"<testsuites name="mcpstorm" tests="{tests}" failures="{failures}" errors="0" time="{:.3}">"#,
+        r#"<testsuites name="mcpstorm" tests="{}" failures="{}" errors="0" time="{:.3}">"#,
+        tests + r.security.len(),
+        failures + sec_failures,
         r.duration_s
     );
     let _ = writeln!(
@@ -108,8 +111,60 @@ pub fn render(r: &Report) -> String {
         escape(&super::summary::render(r, None))
     );
     let _ = writeln!(x, "  </testsuite>");
+    if !r.security.is_empty() {
+        security_suite(&mut x, r, sec_failures);
+    }
     let _ = writeln!(x, "</testsuites>");
     x
+}
+
+/// One test case per security finding: a failed finding is a `<failure>` with its severity,
+/// evidence and advice; a skipped one is `<skipped>`.
+fn security_suite(x: &mut String, r: &Report, failures: usize) {
+    use crate::security::Outcome;
+    let skipped = r
+        .security
+        .iter()
+        .filter(|f| f.outcome == Outcome::Skip)
+        .count();
+    let _ = writeln!(
+        x,
+        r#"  <testsuite name="security" tests="{}" failures="{failures}" errors="0" skipped="{skipped}" time="0">"#,
+        r.security.len()
+    );
+    for f in &r.security {
+        let _ = write!(
+            x,
+            r#"    <testcase classname="mcpstorm.security.{}" name="{}" time="0">"#,
+            escape(&f.category),
+            escape(&f.probe)
+        );
+        match f.outcome {
+            Outcome::Pass => {
+                let _ = writeln!(
+                    x,
+                    "<system-out>{}</system-out></testcase>",
+                    escape(&f.title)
+                );
+            }
+            Outcome::Skip => {
+                let _ = writeln!(x, "<skipped message=\"{}\"/></testcase>", escape(&f.title));
+            }
+            Outcome::Fail => {
+                let _ = writeln!(
+                    x,
+                    "\n      <failure type=\"{}\" message=\"[{}] {}\">request: {}\nresponse: {}\nadvice: {}</failure>\n    </testcase>",
+                    f.severity.name(),
+                    f.severity.name(),
+                    escape(&f.title),
+                    escape(&f.evidence.request),
+                    escape(&f.evidence.response),
+                    escape(&f.advice)
+                );
+            }
+        }
+    }
+    let _ = writeln!(x, "  </testsuite>");
 }
 
 #[cfg(test)]

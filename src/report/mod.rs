@@ -47,7 +47,7 @@ pub struct Report {
     #[serde(default)]
     pub checks: Checks,
     #[serde(default)]
-    pub security: Vec<serde_json::Value>,
+    pub security: Vec<crate::security::Finding>,
     /// Alerts raised during the run by the scenario's rules (or the default rules).
     #[serde(default)]
     pub alerts: Vec<AlertRecord>,
@@ -207,6 +207,7 @@ pub struct FaultRecord {
     pub id: u32,
     pub kind: String,
     pub at_s: f64,
+    /// Infinite while the fault is still in effect (only the live views see that).
     pub ended_at_s: f64,
     pub applied: bool,
     pub detail: String,

@@ -22,6 +22,16 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
         "server {} {} over {}, protocol {}",
         t.server_name, t.server_version, t.transport, t.protocol_version
     );
+    // A report of `mcpstorm probe` has findings and no load: no table of calls.
+    let probe_only = r.scenario.get("kind").and_then(|k| k.as_str()) == Some("probe");
+    if probe_only {
+        let _ = write!(s, "{}", crate::security::render(&r.security));
+        for w in &r.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        criteria_and_verdict(&mut s, r, report_path);
+        return s;
+    }
     let tot = &r.totals;
     let _ = writeln!(
         s,
@@ -154,6 +164,9 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
             l.unverified
         );
     }
+    if !r.security.is_empty() {
+        let _ = write!(s, "{}", crate::security::render(&r.security));
+    }
     let c = &r.client;
     let _ = writeln!(
         s,
@@ -167,29 +180,11 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
-    if !r.security.is_empty() {
-        let _ = writeln!(s, "\nfindings:");
-        let field = |f: &serde_json::Value, k: &str| {
-            f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
-        };
-        for f in &r.security {
-            let _ = writeln!(
-                s,
-                "  {:<4}  {:<8}  {}: {}",
-                field(f, "outcome").to_uppercase(),
-                field(f, "severity"),
-                field(f, "probe"),
-                field(f, "title")
-            );
-            if field(f, "outcome") == "fail" {
-                let response = f
-                    .pointer("/evidence/response")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                let _ = writeln!(s, "        {}", crate::error::excerpt(response, 300));
-            }
-        }
-    }
+    criteria_and_verdict(&mut s, r, report_path);
+    s
+}
+
+fn criteria_and_verdict(s: &mut String, r: &Report, report_path: Option<&std::path::Path>) {
     let _ = writeln!(s, "\ncriteria:");
     for c in &r.criteria {
         let observed = c
@@ -217,7 +212,6 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
     if let Some(p) = report_path {
         let _ = writeln!(s, "report:  {}", p.display());
     }
-    s
 }
 
 /// Cut a label to a column width, marking the cut.

@@ -3,6 +3,7 @@
 //! file, the key, what was found and what is expected. Nothing downstream re-checks strings.
 
 pub mod chaos;
+pub mod security;
 
 use crate::criteria::Criterion;
 use crate::faults::FaultSpec;
@@ -36,6 +37,8 @@ pub struct RawScenario {
     pub ledger: Option<chaos::RawLedger>,
     pub proxies: Option<Vec<chaos::RawProxy>>,
     pub alerts: Option<crate::alerts::RawAlerts>,
+    /// The security and robustness probes, run with the load.
+    pub security: Option<security::RawSecurity>,
     pub concurrency: Option<crate::concurrency::RawConcurrency>,
 }
 
@@ -125,6 +128,8 @@ pub struct Plan {
     pub ledger: Option<crate::check::ledger::LedgerSpec>,
     /// Alert rules watched each second (the defaults unless the scenario says otherwise).
     pub alerts: crate::alerts::AlertConfig,
+    /// The security probes to run with the load, if any (`[security]`).
+    pub security: Option<crate::security::SecurityConfig>,
     /// Concurrency bug probes run before the load (`[concurrency]`).
     pub concurrency: Option<crate::concurrency::ConcurrencyPlan>,
     /// The scenario as resolved, for the report.
@@ -350,9 +355,23 @@ fn validate(
         p.push("`faults` of kind kill, term, stop or restart need a server that mcpstorm starts and supervises: transport \"embedded\", or \"http\" with [target.launch]".into());
     }
     let alerts = crate::alerts::AlertConfig::from_raw(raw.alerts.as_ref(), &mut p);
+    let security = raw
+        .security
+        .as_ref()
+        .and_then(|s| security::security_from(s, base, &mut p));
     let mut criteria = Vec::new();
     for (i, c) in raw.criteria.unwrap_or_default().iter().enumerate() {
         match Criterion::parse(c) {
+            Ok(c)
+                if c.metric == crate::criteria::Metric::SecurityFailures
+                    && raw.security.is_none()
+                    && raw.concurrency.is_none() =>
+            {
+                p.push(format!(
+                    "`criteria[{i}]` = \"{}\" needs a [security] or [concurrency] table: without one no probe runs",
+                    c.text
+                ));
+            }
             Ok(c) => criteria.push(c),
             Err(e) => p.push(format!("`criteria[{i}]`: {e}")),
         }
@@ -361,17 +380,6 @@ fn validate(
         .concurrency
         .as_ref()
         .map(|c| crate::concurrency::ConcurrencyPlan::from_raw(c, &mut p));
-    // A probe that finds a deadlock or a race must fail the run, criteria given or not.
-    if concurrency.is_some()
-        && !criteria
-            .iter()
-            .any(|c| c.metric == crate::criteria::Metric::Findings)
-    {
-        if criteria.is_empty() {
-            criteria.push(Criterion::parse("success_rate >= 0.95").expect("valid criterion"));
-        }
-        criteria.push(Criterion::parse("findings == 0").expect("valid criterion"));
-    }
     match (target, workload) {
         (Some(target), Some(workload)) if p.is_empty() => {
             let name = raw.name.unwrap_or_else(|| "scenario".into());
@@ -388,6 +396,7 @@ fn validate(
                 "faults": faults,
                 "recovery": recovery,
                 "alerts": alerts,
+                "security": security,
                 "concurrency": concurrency,
                 "ledger": ledger.as_ref().map(|l| serde_json::json!({"write": l.write.tool, "read": l.read.tool, "weight": l.weight})),
             });
@@ -406,6 +415,7 @@ fn validate(
                 target_proxy,
                 proxies,
                 alerts,
+                security,
                 concurrency,
                 resolved,
             })

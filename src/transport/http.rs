@@ -328,6 +328,119 @@ pub(crate) fn classify(err: &reqwest::Error, url: &reqwest::Url) -> CallError {
     }
 }
 
+/// One HTTP exchange as the wire saw it, for the security probes: any method, any headers,
+/// any body bytes (malformed JSON, invalid UTF-8, 50 MB), and the answer as it came.
+#[derive(Debug, Clone)]
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body, cut at the reader's limit.
+    pub body: Vec<u8>,
+    /// JSON-RPC messages in the body: the JSON document, or each SSE event's data.
+    pub messages: Vec<Value>,
+    pub elapsed: Duration,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The first message that answers a request (has `result` or `error`).
+    pub fn answer(&self) -> Option<&Value> {
+        self.messages
+            .iter()
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+    }
+}
+
+/// Send one request exactly as given and read its answer (at most `max_read` bytes of body).
+/// An SSE answer is read until it carries a response (a `result` or `error`), so a stream
+/// the server keeps open does not hold the caller past that; server requests met on the way
+/// (ping, sampling) are answered on a new POST so a tool waiting on them is not stuck.
+pub(crate) async fn send_raw(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &reqwest::Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+    max_read: usize,
+) -> Result<RawResponse, CallError> {
+    let started = std::time::Instant::now();
+    let exchange = async {
+        let reply_headers = headers.clone();
+        let resp = client
+            .request(method, url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&e, url))?;
+        let status = resp.status().as_u16();
+        let resp_headers = resp.headers().clone();
+        let sse = resp_headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
+        let mut stream = resp.bytes_stream();
+        let mut body = Vec::new();
+        let mut messages = Vec::new();
+        let mut decoder = Decoder::default();
+        let mut events = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| classify(&e, url))?;
+            let room = max_read.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if sse {
+                decoder.feed(&chunk, &mut events);
+                let mut answered = false;
+                for ev in events.drain(..) {
+                    let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
+                        continue;
+                    };
+                    if let (Some(id), Some(m)) = (msg.get("id"), msg.get("method")) {
+                        let answer = crate::jsonrpc::answer_server_request(
+                            id,
+                            m.as_str().unwrap_or_default(),
+                        );
+                        let _ = client
+                            .post(url.clone())
+                            .headers(reply_headers.clone())
+                            .body(serde_json::to_vec(&answer).unwrap_or_default())
+                            .send()
+                            .await;
+                    }
+                    answered |= msg.get("result").is_some() || msg.get("error").is_some();
+                    messages.push(msg);
+                }
+                if answered {
+                    break;
+                }
+            }
+            if body.len() >= max_read {
+                break;
+            }
+        }
+        if !sse && let Ok(v) = serde_json::from_slice::<Value>(&body) {
+            match v {
+                Value::Array(batch) => messages.extend(batch),
+                v => messages.push(v),
+            }
+        }
+        Ok(RawResponse {
+            status,
+            headers: resp_headers,
+            body,
+            messages,
+            elapsed: started.elapsed(),
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout { after: timeout }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

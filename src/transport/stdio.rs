@@ -216,6 +216,53 @@ impl StdioTransport {
     }
 }
 
+impl StdioTransport {
+    /// Write `bytes` as one line exactly as given (no check that it is JSON): the security
+    /// probes' malformed and hostile input.
+    pub async fn write_line_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
+        self.write(bytes.to_vec()).await
+    }
+
+    /// The next non-empty line the server writes, or `None` when `within` passes first.
+    /// A closed stdout is the process's exit, with its code and last stderr lines.
+    pub async fn read_line_within(
+        &mut self,
+        within: Duration,
+    ) -> Result<Option<Vec<u8>>, CallError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            // `read_until` is cancel-safe: a partial line stays in `self.line` for next time.
+            let read =
+                tokio::time::timeout_at(deadline, self.stdout.read_until(b'\n', &mut self.line))
+                    .await;
+            let n = match read {
+                Err(_) => return Ok(None),
+                Ok(Err(e)) => {
+                    return Err(CallError::Connection {
+                        detail: format!("reading stdout: {e}"),
+                    });
+                }
+                Ok(Ok(n)) => n,
+            };
+            if n == 0 && !self.line.ends_with(b"\n") {
+                return Err(self.exited().await);
+            }
+            let line = std::mem::take(&mut self.line);
+            if !line.trim_ascii().is_empty() {
+                return Ok(Some(line.trim_ascii().to_vec()));
+            }
+        }
+    }
+
+    /// Has the server process ended? Its exit as the error a caller would have met.
+    pub async fn exit_if_ended(&mut self) -> Option<CallError> {
+        match self.child.try_wait() {
+            Ok(Some(_)) => Some(self.exited().await),
+            _ => None,
+        }
+    }
+}
+
 impl Transport for StdioTransport {
     async fn request(&mut self, call: Call<'_>) -> Result<Value, CallError> {
         let id = call.id;

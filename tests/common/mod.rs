@@ -247,7 +247,7 @@ pub fn run_args(args: &[&str], dir: tempfile::TempDir) -> RunResult {
     run_args_env(args, dir, &[])
 }
 
-fn run_args_env(args: &[&str], dir: tempfile::TempDir, env: &[(&str, &str)]) -> RunResult {
+pub fn run_args_env(args: &[&str], dir: tempfile::TempDir, env: &[(&str, &str)]) -> RunResult {
     let out = Command::new(BIN)
         .args(args)
         .envs(env.iter().copied())
@@ -298,6 +298,11 @@ pub fn redis_server_on(port: u16) -> Proc {
     ])
     .current_dir(dir);
     spawn_http(cmd, port, "redis-server")
+}
+
+/// Start a command that serves HTTP on `port`; ended by pid when the guard drops.
+pub fn spawn_http_server(cmd: Command, port: u16, what: &str) -> Proc {
+    spawn_http(cmd, port, what)
 }
 
 /// The deliberately buggy FastMCP fixture (`correct`, `wrong-answer`, `deadlock`, `race`)

@@ -105,6 +105,8 @@ impl View {
         let (calls, ok, _) = self.totals;
         let last = self.last();
         let rate = last.map(|p| p.calls).unwrap_or(0);
+        // A second without a successful call has no latency, not a latency of 0.
+        let timed = last.filter(|p| p.has_latency());
         let success = match crate::report::fraction(ok, calls) {
             None => "-".to_string(),
             Some(r) => format!("{:.2} %", r * 100.0),
@@ -115,11 +117,11 @@ impl View {
             "ok ".dark_gray(),
             format!("{success:<9}").bold(),
             "p50 ".dark_gray(),
-            format!("{:<9}", ms(last.map(|p| p.p50_ms))).into(),
+            format!("{:<9}", ms(timed.map(|p| p.p50_ms))).into(),
             "p95 ".dark_gray(),
-            format!("{:<9}", ms(last.map(|p| p.p95_ms))).into(),
+            format!("{:<9}", ms(timed.map(|p| p.p95_ms))).into(),
             "p99 ".dark_gray(),
-            format!("{:<9}", ms(last.map(|p| p.p99_ms))).into(),
+            format!("{:<9}", ms(timed.map(|p| p.p99_ms))).into(),
             "sessions ".dark_gray(),
             format!("{:<6}", self.active).into(),
             "calls ".dark_gray(),
@@ -166,10 +168,10 @@ impl View {
         for i in 0..width {
             let (a, b) = (i as f64 * per_cell, (i + 1) as f64 * per_cell);
             let overlaps = |from: f64, to: f64| from < b && to >= a;
-            let fault = self
-                .faults
-                .iter()
-                .any(|x| overlaps(x.at_s, x.ended_at_s.max(x.at_s + per_cell * 0.5)));
+            let fault = self.faults.iter().any(|x| {
+                let end = x.ended_at_s.min(self.elapsed_s);
+                overlaps(x.at_s, end.max(x.at_s + per_cell * 0.5))
+            });
             let recovering = self.recoveries.iter().any(|r| {
                 let end = r
                     .recovered_after_ms
@@ -377,11 +379,15 @@ impl View {
                     ..
                 }) => format!("detected +{d:.0} ms, NOT RECOVERED").red().bold(),
             };
-            lines.push(Line::from(vec![
+            let mut spans = vec![
                 format!("{:>6.1}s ", fault.at_s).dark_gray(),
                 format!("#{} {} ", fault.id, fault.kind).bold(),
-                status,
-            ]));
+            ];
+            if !fault.ended_at_s.is_finite() {
+                spans.push("IN EFFECT ".magenta().bold());
+            }
+            spans.push(status);
+            lines.push(Line::from(spans));
         }
         if lines.is_empty() {
             lines.push("no faults in this scenario".dark_gray().into());
@@ -521,6 +527,11 @@ mod tests {
             "latency",
         ] {
             assert!(text.contains(want), "`{want}` missing from the frame");
+        }
+        // A small or tiny terminal squeezes the panels but draws.
+        for (w, h) in [(80, 24), (20, 6), (1, 1)] {
+            let mut small = Terminal::new(TestBackend::new(w, h)).unwrap();
+            small.draw(|f| view.draw(f, &state, true)).unwrap();
         }
     }
 

@@ -337,9 +337,15 @@ fn x_ticks(s: &mut String, f: &Frame) {
     let mut t = 0.0;
     while t <= f.x_max + 1e-9 {
         let x = f.x(t);
+        // The last label would be cut at the right edge: align it to end there.
+        let anchor = if x > f.width - RIGHT - 20.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             s,
-            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" class="tick"/><text x="{x:.1}" y="{:.1}" class="lab" text-anchor="middle">{}</text>"#,
+            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" class="tick"/><text x="{x:.1}" y="{:.1}" class="lab" text-anchor="{anchor}">{}</text>"#,
             f.bottom(),
             f.bottom() + 4.0,
             f.bottom() + 16.0,
