@@ -85,14 +85,14 @@ fn failures(r: &RunResult) -> Vec<String> {
 
 #[test]
 fn a_fully_protected_server_passes_the_whole_suite() {
-    let server = hostile_http("", &[("RATE_LIMIT", "50")]);
+    let server = hostile_http("", &[("RATE_LIMIT", "150")]);
     let r = probe(
         &server.url(),
         &[
             "--auth-hs256-secret-env",
             SECRET_VAR,
             "--rate-limit",
-            "50",
+            "150",
             "--max-body",
             "4MB",
         ],
@@ -159,6 +159,7 @@ fn the_measured_throttle_point_is_within_20_percent_of_the_configured_rate() {
     );
     assert_passes(&r, "rate_limit.under_limit");
     assert_passes(&r, "rate_limit.retry_after");
+    assert_passes(&r, "rate_limit.scope");
 }
 
 // ---- auth: each check able to fail ------------------------------------------------------
@@ -504,6 +505,56 @@ fn rate_limit_catches_no_limit_a_wrong_rate_and_no_retry_after() {
 }
 
 #[test]
+fn rate_limit_scope_catches_a_shared_bucket_declared_per_ip_and_the_reverse() {
+    let shared = hostile_http("rate_global", &[("RATE_LIMIT", "60")]);
+    let r = probe(
+        &shared.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "per_ip",
+        ],
+    );
+    assert_fails(&r, "rate_limit.scope", "medium");
+    let r = probe(
+        &shared.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "global",
+        ],
+    );
+    assert_passes(&r, "rate_limit.scope");
+    assert_passes(&r, "rate_limit.burst");
+    drop(shared);
+    let per_ip = hostile_http("", &[("RATE_LIMIT", "60")]);
+    let r = probe(
+        &per_ip.url(),
+        &[
+            "--auth-hs256-secret-env",
+            SECRET_VAR,
+            "--only",
+            "rate_limit",
+            "--rate-limit",
+            "60",
+            "--rate-scope",
+            "global",
+        ],
+    );
+    assert_fails(&r, "rate_limit.scope", "medium");
+}
+
+#[test]
 fn security_criteria_select_by_severity() {
     let server = hostile_http("cors_star", &[]);
     let r = probe(
@@ -540,7 +591,7 @@ fn assert_completes(r: &RunResult, server_name: &str) {
 #[test]
 fn server_everything_over_http_is_probed() {
     let server = everything_http();
-    let r = probe(&server.url(), &[]);
+    let r = probe(&server.url(), &["--timeout", "2s"]);
     assert_completes(&r, "mcp-servers/everything");
     assert!(
         findings_of(&r, "auth")
@@ -556,7 +607,7 @@ fn server_everything_over_stdio_is_probed() {
         "stdio:env GZIP_ALLOWED_DOMAINS=127.0.0.1 {cmd} {}",
         args.join(" ")
     );
-    let r = probe(&target, &[]);
+    let r = probe(&target, &["--timeout", "2s"]);
     assert_completes(&r, "mcp-servers/everything");
 }
 

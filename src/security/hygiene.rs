@@ -137,6 +137,7 @@ async fn cors(ctx: &Ctx) -> Finding {
             ),
             timeout: None,
             retry_throttled: true,
+            alt_source: false,
         }
     };
     let req = preflight(EVIL_ORIGIN);

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Input;
 
+/// stdio checks (one process each) run this many at a time.
+pub(crate) const STDIO_PARALLEL: usize = 4;
+
 impl Probe for Input {
     fn name(&self) -> &'static str {
         "input"
@@ -459,27 +462,15 @@ pub(crate) fn human(bytes: usize) -> String {
 // ---- stdio: one process per check, the health check is a ping on that same process ----
 
 async fn run_stdio(ctx: &Ctx) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for case in cases(ctx.cfg.nesting_depth) {
-        let mut worst: Option<Finding> = None;
-        for (what, body) in &case.bodies {
-            let f = stdio_case(
-                ctx,
-                case.id,
-                what,
-                body,
-                case.expect,
-                case.advice,
-                ctx.cfg.health_timeout,
-            )
-            .await;
-            worst = Some(match worst {
-                None => f,
-                Some(w) => worse(w, f),
-            });
-        }
-        out.extend(worst);
-    }
+    // Each check has a process of its own, so they can run side by side: a few at a time.
+    let all = cases(ctx.cfg.nesting_depth);
+    // Futures made first: a closure inside the stream trips the Send check of BoxFuture.
+    let checks: Vec<_> = all.iter().map(|case| stdio_worst(ctx, case)).collect();
+    let found: Vec<Option<Finding>> = stream::iter(checks)
+        .buffered(STDIO_PARALLEL)
+        .collect()
+        .await;
+    let mut out: Vec<Finding> = found.into_iter().flatten().collect();
     let n = ctx.cfg.notification_flood.max(1) * 10;
     let line = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":987654321,"reason":"mcpstorm flood"}}"#;
     let mut flood = Vec::with_capacity(n * (line.len() + 1));
@@ -515,6 +506,28 @@ async fn run_stdio(ctx: &Ctx) -> Vec<Finding> {
         .await,
     );
     out
+}
+
+/// The worst of one case's sub-cases over stdio.
+async fn stdio_worst(ctx: &Ctx, case: &Case) -> Option<Finding> {
+    let mut worst: Option<Finding> = None;
+    for (what, body) in &case.bodies {
+        let f = stdio_case(
+            ctx,
+            case.id,
+            what,
+            body,
+            case.expect,
+            case.advice,
+            ctx.cfg.health_timeout,
+        )
+        .await;
+        worst = Some(match worst {
+            None => f,
+            Some(w) => worse(w, f),
+        });
+    }
+    worst
 }
 
 /// Spawn the server, write `body` as one line, note the first answer, then ping the same

@@ -14,6 +14,7 @@
 
 pub mod command;
 pub mod config;
+mod stdio_proc;
 mod tokens;
 pub(crate) mod wire;
 

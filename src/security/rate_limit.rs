@@ -7,6 +7,7 @@
 //! throttled one to the end of the burst: the bucket's initial allowance (a burst capacity)
 //! is spent by then, so what is left is the steady rate the limiter lets through.
 
+use super::RateScope;
 use super::wire::{Ctx, HttpSession, retry_after, served};
 use super::{Finding, Probe, Severity};
 use crate::transport::http::RawResponse;
@@ -118,6 +119,7 @@ async fn phase(
                     &[],
                 );
                 req.retry_throttled = false;
+                req.alt_source = s.alt;
                 let r = ctx.send_unpaced("rate_limit", req).await;
                 (at, r)
             });
@@ -175,8 +177,24 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    let (burst, examples) = phase(ctx, &sessions, burst_rate, limit.burst_duration).await;
+    let (bystanders, scope_skip) = bystanders(ctx, &limit).await;
+    let by_rate = (declared * 0.25).max(1.0);
+    let ((burst, examples), (by_samples, _)) = tokio::join!(
+        phase(ctx, &sessions, burst_rate, limit.burst_duration),
+        async {
+            if bystanders.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                phase(ctx, &bystanders, by_rate, limit.burst_duration).await
+            }
+        }
+    );
     let burst_end = limit.burst_duration.as_secs_f64();
+    // A global limit is shared with the other client: its accepted requests count too.
+    let measured: Vec<Sample> = match limit.scope {
+        RateScope::Global => burst.iter().chain(&by_samples).copied().collect(),
+        _ => burst.clone(),
+    };
     let count = |s: &[Sample], f: &dyn Fn(&Class) -> bool| s.iter().filter(|x| f(&x.class)).count();
     let accepted = count(&burst, &|c| *c == Class::Accepted);
     let throttled = count(&burst, &|c| matches!(c, Class::Throttled { .. }));
@@ -191,7 +209,7 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
     );
     let burst_summary = format!("{accepted} accepted, {throttled} throttled, {failed} failed");
     let mut out = Vec::new();
-    match throttle_point(&burst, burst_end) {
+    match throttle_point(&measured, burst_end) {
         None => out.push(
             Finding::fail("rate_limit.burst", Severity::High, format!("no throttling at {:.0}x the declared {declared:.0}/s", limit.burst_factor))
                 .evidence(request.clone(), burst_summary.clone())
@@ -236,6 +254,16 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
         ),
         None => {}
     }
+    out.push(scope_finding(
+        &limit,
+        &by_samples,
+        by_rate,
+        scope_skip,
+        &request,
+    ));
+    for s in &bystanders {
+        ctx.close_session(s).await;
+    }
     // Let the limiter recover (a bucket refills, a window passes), then stay under the limit.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let under_rate = declared * limit.under_factor;
@@ -276,6 +304,95 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Sessions of a second client (another loopback address and, with a key, another
+/// principal) that sends a trickle during the burst, or why there are none.
+async fn bystanders(
+    ctx: &Ctx,
+    limit: &super::config::RateLimitConfig,
+) -> (Vec<HttpSession>, Option<String>) {
+    if limit.scope == RateScope::PerPrincipal {
+        return (
+            vec![],
+            Some(
+                "per_principal: not checked, a per-IP limit at the same time would hide it".into(),
+            ),
+        );
+    }
+    if !ctx.has_second_address() {
+        return (vec![], Some("the target is not on IPv4 loopback, so there is no second client address to send from".into()));
+    }
+    let Some(h) = ctx.http() else {
+        return (vec![], Some("stdio".into()));
+    };
+    let headers = match &ctx.minter {
+        Some(m) => match m.token(super::tokens::PRINCIPAL_B, super::tokens::Flaw::None) {
+            Ok((t, _)) => {
+                let mut hm = h.base.clone();
+                hm.insert(reqwest::header::AUTHORIZATION, super::wire::bearer(&t));
+                hm
+            }
+            Err(e) => return (vec![], Some(e)),
+        },
+        None if h.good.contains_key(reqwest::header::AUTHORIZATION) => {
+            return (vec![], Some("needs the server's key to act as a second principal (a per-principal limit would otherwise throttle the second client)".into()));
+        }
+        None => h.good.clone(),
+    };
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        match ctx.open_session_from("rate_limit", &headers, true).await {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                return (
+                    out,
+                    Some(format!(
+                        "no session from the second address: {}",
+                        e.describe()
+                    )),
+                );
+            }
+        }
+    }
+    (out, None)
+}
+
+/// Does the limit apply to whom it says? Per IP: another client is left alone during the
+/// burst. Global: another client is throttled too.
+fn scope_finding(
+    limit: &super::config::RateLimitConfig,
+    by: &[Sample],
+    by_rate: f64,
+    skip: Option<String>,
+    request: &str,
+) -> Finding {
+    let id = "rate_limit.scope";
+    if let Some(why) = skip {
+        return Finding::skip(id, why);
+    }
+    let throttled = by
+        .iter()
+        .filter(|s| matches!(s.class, Class::Throttled { .. }))
+        .count();
+    let evidence = format!(
+        "a second client (127.0.0.2, another principal) sent {} pings at {by_rate:.0}/s during the burst: {throttled} throttled",
+        by.len()
+    );
+    match limit.scope {
+        RateScope::PerIp if (throttled as f64) > 0.01 * by.len() as f64 => {
+            Finding::fail(id, Severity::Medium, format!("declared per IP, but another client was throttled during the burst ({throttled} of {})", by.len()))
+                .evidence(request.to_string(), evidence)
+                .advice("key the limiter by client IP as declared; a shared bucket lets one client lock every other out")
+        }
+        RateScope::Global if throttled == 0 => {
+            Finding::fail(id, Severity::Medium, "declared global, but another client was not throttled while the limit was exceeded")
+                .evidence(request.to_string(), evidence)
+                .advice("share one bucket among all clients for a global limit, or declare the scope it really has")
+        }
+        _ => Finding::pass(id, Severity::Medium, format!("the limit applies {}", if limit.scope == RateScope::Global { "to all clients together" } else { "per client IP" }))
+            .evidence(request.to_string(), evidence),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::wire::{Ctx, HttpSession, StdioProc, describe_outcome, error_code, rpc
 use super::{Finding, Probe, Severity};
 use crate::error::{CallError, excerpt};
 use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value, json};
 
 pub(crate) struct SchemaFuzz;
@@ -316,21 +317,37 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
             "annotated destructiveHint: true; set allow_destructive to fuzz it",
         ));
     }
-    for tool in tools {
+    let prepared: Vec<(String, Vec<FuzzCase>)> = tools
+        .iter()
+        .map(|tool| {
+            let name = tool["name"].as_str().unwrap_or("?").to_string();
+            let schema = tool
+                .get("inputSchema")
+                .cloned()
+                .unwrap_or(json!({"type": "object"}));
+            let cases = cases(&schema, ctx.cfg.fuzz_cases);
+            (name, cases)
+        })
+        .collect();
+    if ctx.is_stdio() {
+        // A process per tool: several tools at a time.
+        // Futures made first: a closure inside the stream trips the Send check of BoxFuture.
+        let runs: Vec<_> = prepared
+            .iter()
+            .map(|(name, cases)| fuzz_stdio(ctx, name, cases))
+            .collect();
+        let found: Vec<Finding> = stream::iter(runs)
+            .buffered(super::input::STDIO_PARALLEL)
+            .collect()
+            .await;
+        out.extend(found);
+        return out;
+    }
+    for (name, cases) in &prepared {
         if ctx.down().is_some() {
             break;
         }
-        let name = tool["name"].as_str().unwrap_or("?").to_string();
-        let schema = tool
-            .get("inputSchema")
-            .cloned()
-            .unwrap_or(json!({"type": "object"}));
-        let cases = cases(&schema, ctx.cfg.fuzz_cases);
-        out.push(if ctx.is_stdio() {
-            fuzz_stdio(ctx, &name, &cases).await
-        } else {
-            fuzz_http(ctx, &name, &cases).await
-        });
+        out.push(fuzz_http(ctx, name, cases).await);
     }
     out
 }

@@ -325,6 +325,7 @@ async fn terminated(ctx: &Ctx, s: &HttpSession) -> Finding {
         shown: "DELETE /mcp".into(),
         timeout: None,
         retry_throttled: true,
+        alt_source: false,
     };
     match ctx.send(id, del).await {
         Ok(r) if r.status == 405 => {

@@ -10,6 +10,7 @@
 //! every other probe's answer into "throttled".
 
 use super::config::SecurityConfig;
+pub(crate) use super::stdio_proc::StdioProc;
 use super::tokens::{self, Flaw, Minter};
 use crate::error::{CallError, excerpt};
 use crate::session::ServerInfo;
@@ -30,14 +31,19 @@ const MAX_SEEN: usize = 2000;
 /// A throttled request is tried again at most this often, waiting Retry-After (capped).
 const THROTTLE_RETRIES: u32 = 5;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+/// How long a stdio server may take to answer `initialize` after it was started.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) enum Wire {
-    Http(HttpWire),
+    Http(Box<HttpWire>),
     Stdio(StdioWire),
 }
 
 pub(crate) struct HttpWire {
     client: reqwest::Client,
+    /// A client bound to another loopback address (127.0.0.2), when the target is on
+    /// loopback: a second client IP for the rate-limit scope check.
+    alt_client: Option<reqwest::Client>,
     pub url: reqwest::Url,
     /// The user's headers without `Authorization`: what the auth probes build on.
     pub base: HeaderMap,
@@ -89,6 +95,8 @@ pub(crate) struct Req {
     pub timeout: Option<Duration>,
     /// On 429, wait Retry-After and send again (not for the rate-limit probe itself).
     pub retry_throttled: bool,
+    /// Send from the second loopback address (another client IP, for rate-limit scope).
+    pub alt_source: bool,
 }
 
 /// An HTTP session opened by hand: its id and the headers that go with it.
@@ -97,6 +105,8 @@ pub(crate) struct HttpSession {
     pub id: Option<String>,
     pub headers: HeaderMap,
     pub info: ServerInfo,
+    /// Opened from the second loopback address: its requests go from there too.
+    pub alt: bool,
 }
 
 /// Why a session could not be opened.
@@ -271,13 +281,35 @@ impl Ctx {
                     good.insert(AUTHORIZATION, bearer(&token));
                     good_desc = format!("Authorization: Bearer {desc}");
                 }
-                Wire::Http(HttpWire {
-                    client: crate::transport::http::client(16),
+                // Built first: it installs the process-wide TLS provider the second needs.
+                let client = crate::transport::http::client(16);
+                let alt_client = match url
+                    .host_str()
+                    .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
+                {
+                    Some(ip) if ip.is_loopback() => {
+                        let alt = if ip.octets()[3] == 2 {
+                            [127, 0, 0, 3]
+                        } else {
+                            [127, 0, 0, 2]
+                        };
+                        reqwest::Client::builder()
+                            .no_proxy()
+                            .tcp_nodelay(true)
+                            .local_address(std::net::IpAddr::from(alt))
+                            .build()
+                            .ok()
+                    }
+                    _ => None,
+                };
+                Wire::Http(Box::new(HttpWire {
+                    client,
+                    alt_client,
                     url,
                     base,
                     good,
                     good_desc,
-                })
+                }))
             }
             TargetSpec::Stdio(spec) => Wire::Stdio(StdioWire {
                 spec: spec.clone(),
@@ -359,6 +391,11 @@ impl Ctx {
         }
     }
 
+    /// Can requests come from a second client IP (the target is on IPv4 loopback)?
+    pub fn has_second_address(&self) -> bool {
+        self.http().is_some_and(|h| h.alt_client.is_some())
+    }
+
     pub fn is_stdio(&self) -> bool {
         matches!(self.wire, Wire::Stdio(_))
     }
@@ -426,8 +463,12 @@ impl Ctx {
                 self.pacer.wait().await;
             }
             self.sent.fetch_add(1, Ordering::Relaxed);
+            let client = match (&h.alt_client, req.alt_source) {
+                (Some(alt), true) => alt,
+                _ => &h.client,
+            };
             let r = send_raw(
-                &h.client,
+                client,
                 req.method.clone(),
                 &h.url,
                 req.headers.clone(),
@@ -475,6 +516,7 @@ impl Ctx {
             body,
             timeout: None,
             retry_throttled: true,
+            alt_source: false,
         }
     }
 
@@ -484,11 +526,20 @@ impl Ctx {
         probe: &str,
         headers: &HeaderMap,
     ) -> Result<HttpSession, Refused> {
+        self.open_session_from(probe, headers, false).await
+    }
+
+    /// Open a session from the second loopback address (`alt`) or the usual one.
+    pub async fn open_session_from(
+        &self,
+        probe: &str,
+        headers: &HeaderMap,
+        alt: bool,
+    ) -> Result<HttpSession, Refused> {
         let version = crate::session::SUPPORTED_VERSIONS[0];
-        let r = self
-            .send(probe, self.post(headers, initialize_body(version), &[]))
-            .await
-            .map_err(Refused::Call)?;
+        let mut init = self.post(headers, initialize_body(version), &[]);
+        init.alt_source = alt;
+        let r = self.send(probe, init).await.map_err(Refused::Call)?;
         if !served(&r) {
             return Err(Refused::Http(r));
         }
@@ -513,7 +564,11 @@ impl Ctx {
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
                 .unwrap_or_default();
         let n = self
-            .send(probe, self.post(&h, initialized, &[]))
+            .send(probe, {
+                let mut n = self.post(&h, initialized, &[]);
+                n.alt_source = alt;
+                n
+            })
             .await
             .map_err(Refused::Call)?;
         if !(200..300).contains(&n.status) {
@@ -523,6 +578,7 @@ impl Ctx {
             id,
             headers: h,
             info,
+            alt,
         })
     }
 
@@ -551,6 +607,7 @@ impl Ctx {
             shown: "DELETE".into(),
             timeout: Some(Duration::from_secs(2)),
             retry_throttled: true,
+            alt_source: false,
         };
         let _ = self.send("close", req).await;
     }
@@ -640,30 +697,9 @@ impl Ctx {
         };
         let n = w.spawned.fetch_add(1, Ordering::Relaxed) + 1;
         let t = StdioTransport::spawn(&w.spec, w.log.clone(), n).await?;
-        let mut p = StdioProc {
-            t,
-            next_id: 1,
-            info: ServerInfo::default(),
-        };
-        let version = crate::session::SUPPORTED_VERSIONS[0];
-        let init = tokio::time::timeout(self.cfg.timeout, async {
-            p.t.write_line_raw(&initialize_body(version)).await?;
-            p.read_answer(&json!(1), self.cfg.timeout).await
-        })
-        .await
-        .map_err(|_| CallError::Timeout {
-            after: self.cfg.timeout,
-        })??;
-        if let Some(e) = init.get("error") {
-            return Err(CallError::JsonRpc {
-                code: e["code"].as_i64().unwrap_or(0),
-                message: e["message"].as_str().unwrap_or("").to_string(),
-            });
-        }
-        p.info = crate::session::parse_initialize(&init["result"])?;
-        p.t.write_line_raw(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await?;
-        p.next_id = 2;
+        // Starting up is not what the probes measure: a slow interpreter on a busy machine
+        // gets longer than one request's timeout to answer `initialize`.
+        let p = StdioProc::start(t, self.cfg.timeout.max(STARTUP_TIMEOUT)).await?;
         self.sent.fetch_add(2, Ordering::Relaxed);
         Ok(p)
     }
@@ -676,82 +712,4 @@ pub(crate) fn retry_after(r: &RawResponse) -> Duration {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(Duration::from_secs(1))
-}
-
-/// One stdio server process driven by hand: raw lines in, lines out, pings.
-pub(crate) struct StdioProc {
-    t: StdioTransport,
-    next_id: u64,
-    pub info: ServerInfo,
-}
-
-impl StdioProc {
-    /// Write one line exactly as given.
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        self.t.write_line_raw(bytes).await
-    }
-
-    /// The next line within `within`, if any.
-    pub async fn next_line(&mut self, within: Duration) -> Result<Option<Vec<u8>>, CallError> {
-        self.t.read_line_within(within).await
-    }
-
-    /// Read until the answer to `id` (answering the server's own requests on the way).
-    async fn read_answer(&mut self, id: &Value, within: Duration) -> Result<Value, CallError> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(line) = self.t.read_line_within(left).await? else {
-                return Err(CallError::Timeout { after: within });
-            };
-            let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            if msg.get("id") == Some(id) && msg.get("method").is_none() {
-                return Ok(msg);
-            }
-            if let (Some(sid), Some(m)) = (msg.get("id"), msg.get("method").and_then(Value::as_str))
-            {
-                let answer = crate::jsonrpc::answer_server_request(sid, m);
-                self.t
-                    .write_line_raw(&serde_json::to_vec(&answer).unwrap_or_default())
-                    .await?;
-            }
-        }
-    }
-
-    /// Send a request and return the whole answer message (`result` or `error`).
-    pub async fn request(
-        &mut self,
-        method: &str,
-        params: Option<Value>,
-        within: Duration,
-    ) -> Result<Value, CallError> {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.t
-            .write_line_raw(&rpc(id.clone(), method, params))
-            .await?;
-        self.read_answer(&id, within).await
-    }
-
-    /// The stdio health check: a ping on this same process, answered within `within`.
-    pub async fn ping(&mut self, within: Duration) -> Result<Duration, CallError> {
-        let started = Instant::now();
-        let m = self.request("ping", None, within).await?;
-        match m.get("result") {
-            Some(_) => Ok(started.elapsed()),
-            None => Err(CallError::Protocol {
-                detail: format!("ping answered with {}", excerpt(&m.to_string(), 200)),
-            }),
-        }
-    }
-
-    pub async fn exited(&mut self) -> Option<CallError> {
-        self.t.exit_if_ended().await
-    }
-
-    pub async fn close(self) {
-        crate::transport::Transport::close(self.t).await;
-    }
 }
