@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm ci --prefix tests/fixtures/node --no-audit --no-fund --loglevel=error
+# The official MCP conformance suite and the Node 22 it needs (npm's node@22 package, used
+# only by tests/conformance.rs; the system node is left alone).
+npm ci --prefix tests/fixtures/conformance --no-audit --no-fund --loglevel=error
 python3 -m pip install --quiet --disable-pip-version-check 'mcp==2.3.0' 'websockets>=14'
 
 cargo test --all-targets -- --test-threads=1

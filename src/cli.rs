@@ -260,6 +260,10 @@ pub enum Command {
         /// 2025-11-25,2025-06-18 for a session-only server or 2026-07-28 for a stateless-only one.
         #[arg(long, value_delimiter = ',')]
         protocol_versions: Option<Vec<String>>,
+        /// Also serve the test tools, prompts and resources of the official MCP conformance
+        /// suite (@modelcontextprotocol/conformance): test_simple_text, test://static-text, ...
+        #[arg(long)]
+        conformance_tools: bool,
         #[command(flatten)]
         protections: crate::server::flags::ProtectionFlags,
     },
@@ -668,6 +672,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             redis,
             ack,
             protocol_versions,
+            conformance_tools,
             protections,
         } => {
             if stdio && protections.any_given() {
@@ -716,6 +721,7 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
                     },
                     protocol_versions,
                     protections: resolved,
+                    conformance_tools,
                 },
                 shutdown,
             )

@@ -9,16 +9,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::StatusCode;
 use tokio::sync::Notify;
 
-use super::metrics::ServerMetrics;
-use super::protect::guarded_body::hold_until_body_ends;
 use super::protect::reject::Rejection;
-use super::protect::who;
 
 #[derive(Default)]
 pub(crate) struct Drain {
@@ -56,6 +50,18 @@ impl Drain {
         self.draining.load(Ordering::Acquire)
     }
 
+    /// The 503 for a request that arrives while draining.
+    pub(crate) fn refusal(&self) -> Rejection {
+        Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "draining",
+            "the server is shutting down and takes no new requests; retry after 5 s, against \
+             another instance or this one once it is back",
+        )
+        .retry_after(5)
+    }
+
     /// Returns once no request is in flight.
     pub(crate) async fn wait_idle(&self) {
         loop {
@@ -69,39 +75,6 @@ impl Drain {
             notified.await;
         }
     }
-}
-
-#[derive(Clone)]
-pub(crate) struct TrackLayer {
-    pub drain: Arc<Drain>,
-    pub metrics: Arc<ServerMetrics>,
-}
-
-/// Outermost layer on `/mcp`: counts answers by status, tracks POSTs in flight, and during
-/// a drain refuses new ones.
-pub(crate) async fn track(State(s): State<TrackLayer>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
-        let response = next.run(req).await;
-        s.metrics.answered(response.status().as_u16());
-        return response;
-    }
-    if s.drain.is_draining() {
-        let response = Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "draining",
-            "the server is shutting down and takes no new requests; retry after 5 s, against \
-             another instance or this one once it is back",
-        )
-        .retry_after(5)
-        .respond(&who(&req), Some(&s.metrics));
-        s.metrics.answered(response.status().as_u16());
-        return response;
-    }
-    let token = s.drain.begin();
-    let response = next.run(req).await;
-    s.metrics.answered(response.status().as_u16());
-    hold_until_body_ends(response, token)
 }
 
 #[cfg(test)]

@@ -1,11 +1,18 @@
 //! The MCP handler: server identity, the `mcpstorm://info` resource, the
 //! `greeting` prompt, and the state shared by every session of one process.
 //!
-//! The tools themselves live in `tools.rs`; this file wires their router in.
+//! The tools themselves live in `tools.rs`; this file wires their router in, and with
+//! `--conformance-tools` the conformance suite's tools, prompts, resources, logging,
+//! completion and subscriptions from `conformance.rs`.
+
+// Logging (`SetLevelRequestParams`, the capability) is deprecated upstream by SEP-2577 but
+// part of the 2025 revisions that `--conformance-tools` serves.
+#![allow(deprecated)]
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::conformance;
 pub(super) use super::kv::KvStore;
 use super::metrics::ServerMetrics;
 use super::protect::breaker::Breakers;
@@ -17,10 +24,11 @@ use rmcp::{
         wrapper::Parameters,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, ErrorCode, GetPromptResult, Implementation,
-        ListResourcesResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
-        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role,
-        ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
+        GetPromptResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+        PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+        SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
     },
     prompt, prompt_handler, prompt_router,
     service::RequestContext,
@@ -44,6 +52,8 @@ pub(super) struct ReferenceServer {
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     observers: Observers,
+    /// With `--conformance-tools`: this session's log level and subscriptions.
+    conformance: Option<conformance::Shared>,
 }
 
 /// Who hears how each tool call ended: the circuit breakers and `/metrics` (HTTP mode).
@@ -54,17 +64,33 @@ pub(super) struct Observers {
 }
 
 impl ReferenceServer {
-    pub(super) fn new(kv: KvStore, observers: Observers) -> Self {
+    pub(super) fn new(kv: KvStore, observers: Observers, conformance_tools: bool) -> Self {
+        let (mut tool_router, mut prompt_router) = (Self::tool_router(), Self::prompt_router());
+        if conformance_tools {
+            tool_router += Self::conformance_tool_router();
+            tool_router.add_route(conformance::json_schema_tool());
+            prompt_router += Self::conformance_prompt_router();
+        }
         Self {
             kv,
-            tool_router: Self::tool_router(),
-            prompt_router: Self::prompt_router(),
+            tool_router,
+            prompt_router,
             observers,
+            conformance: conformance_tools.then(conformance::Shared::default),
         }
+    }
+
+    /// This session's conformance state (a fresh one if the tools are off, never used then).
+    pub(super) fn conformance_state(&self) -> conformance::Shared {
+        self.conformance.clone().unwrap_or_default()
     }
 
     fn observe(&self, tool: &str, outcome: &Result<CallToolResponse, ErrorData>) {
         if self.observers.breakers.is_none() && self.observers.metrics.is_none() {
+            return;
+        }
+        // Unknown names come from clients: recording them would grow state without bound.
+        if self.tool_router.get(tool).is_none() {
             return;
         }
         let failed = is_tool_failure(outcome);
@@ -145,13 +171,23 @@ impl ServerHandler for ReferenceServer {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
+        let capabilities = if self.conformance.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_logging()
+                .enable_completions()
+                .build()
+        } else {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
                 .enable_prompts()
-                .build(),
-        )
+                .build()
+        };
+        ServerConfig::new(capabilities)
         .with_server_info(Implementation::new(SERVER_NAME, VERSION))
         .with_instructions(
             "Reference server for mcpstorm. Tools: echo, add, sleep, fail, alloc, kv_put, kv_get.",
@@ -166,7 +202,84 @@ impl ServerHandler for ReferenceServer {
         let info = Resource::new(INFO_URI, "info")
             .with_description("Name and version of this server.")
             .with_mime_type("text/plain");
-        Ok(ListResourcesResult::with_all_items(vec![info]))
+        let mut all = vec![info];
+        if self.conformance.is_some() {
+            all.extend(conformance::resources());
+        }
+        Ok(ListResourcesResult::with_all_items(all))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if self.conformance.is_none() {
+            return Ok(ListResourceTemplatesResult::default());
+        }
+        serde_json::from_value(conformance::templates())
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))
+    }
+
+    #[allow(deprecated)] // MCP logging: deprecated upstream, still asked for by the suite.
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(state) => {
+                state.set_level(&serde_json::to_value(request.level).unwrap_or_default())
+            }
+            None => Err(ErrorData::method_not_found::<
+                rmcp::model::SetLevelRequestMethod,
+            >()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        match &self.conformance {
+            Some(_) => conformance::complete(&request.argument.value),
+            None => Err(ErrorData::method_not_found::<
+                rmcp::model::CompleteRequestMethod,
+            >()),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(state) => {
+                state.subscribe(request.uri, true);
+                Ok(())
+            }
+            None => Err(ErrorData::method_not_found::<
+                rmcp::model::SubscribeRequestMethod,
+            >()),
+        }
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(state) => {
+                state.subscribe(request.uri, false);
+                Ok(())
+            }
+            None => Err(ErrorData::method_not_found::<
+                rmcp::model::UnsubscribeRequestMethod,
+            >()),
+        }
     }
 
     async fn read_resource(
@@ -174,6 +287,11 @@ impl ServerHandler for ReferenceServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if self.conformance.is_some()
+            && let Some(found) = conformance::read(&request.uri)
+        {
+            return Ok(found.into());
+        }
         if request.uri != INFO_URI {
             // rmcp rewrites this code to -32602 for peers on 2026-07-28+.
             return Err(ErrorData::resource_not_found(
@@ -183,5 +301,45 @@ impl ServerHandler for ReferenceServer {
         }
         let contents = ResourceContents::text(info_text(), INFO_URI).with_mime_type("text/plain");
         Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{CallToolResult, ContentBlock};
+
+    fn result(is_error: bool, text: &str) -> Result<CallToolResponse, ErrorData> {
+        let content = vec![ContentBlock::text(text)];
+        Ok(if is_error {
+            CallToolResult::error(content)
+        } else {
+            CallToolResult::success(content)
+        }
+        .into())
+    }
+
+    #[test]
+    fn only_the_tools_own_failures_count() {
+        assert!(is_tool_failure(&result(
+            true,
+            "injected failure (error_rate=1)"
+        )));
+        assert!(!is_tool_failure(&result(false, "ok")));
+        assert!(!is_tool_failure(&result(
+            true,
+            "invalid parameters: `ms` must be 0 to 60000"
+        )));
+        assert!(!is_tool_failure(&result(
+            true,
+            "failed to deserialize parameters: missing field"
+        )));
+        assert!(!is_tool_failure(&Err(ErrorData::invalid_params(
+            "tool not found",
+            None
+        ))));
+        assert!(is_tool_failure(&Err(ErrorData::internal_error(
+            "boom", None
+        ))));
     }
 }

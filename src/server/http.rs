@@ -19,18 +19,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ServeError;
-use super::drain::{Drain, TrackLayer};
+use super::drain::Drain;
 use super::handler::{KvStore, Observers, ReferenceServer};
 use super::metrics::ServerMetrics;
 use super::ops::{self, Ops};
-use super::protect::auth::AuthLayer;
-use super::protect::body_limit::BodyLimitLayer;
-use super::protect::breaker::{BreakerLayer, Breakers};
-use super::protect::classify::ClassifyLayer;
-use super::protect::concurrency::{ConcurrencyLayer, Pool};
-use super::protect::memory_guard::MemoryGuardLayer;
-use super::protect::rate_limit::{RateLayer, RateLimits};
-use super::protect::session_binding::{SessionBindingLayer, SessionOwners};
+use super::protect::breaker::Breakers;
+use super::protect::concurrency::Pool;
+use super::protect::pipeline::Pipeline;
+use super::protect::rate_limit::RateLimits;
+use super::protect::session_binding::SessionOwners;
 use super::protect::{self, OriginPolicy, Protections};
 use super::session_ids::RandomIdSessions;
 
@@ -43,6 +40,7 @@ pub(super) async fn serve_http(
     addr: SocketAddr,
     kv: KvStore,
     protections: Protections,
+    conformance_tools: bool,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -74,100 +72,53 @@ pub(super) async fn serve_http(
         metrics: Some(metrics.clone()),
     };
     let factory_kv = kv.clone();
-    let ws_route = super::websocket::route(kv.clone(), observers.clone(), sessions_closed.clone());
+    let ws_route = super::websocket::route(
+        kv.clone(),
+        observers.clone(),
+        conformance_tools,
+        sessions_closed.clone(),
+    );
     let service: StreamableHttpService<ReferenceServer, RandomIdSessions> =
         StreamableHttpService::new(
-            move || Ok(ReferenceServer::new(factory_kv.clone(), observers.clone())),
+            move || {
+                Ok(ReferenceServer::new(
+                    factory_kv.clone(),
+                    observers.clone(),
+                    conformance_tools,
+                ))
+            },
             sessions.clone(),
             http_config(bound, &protections, sessions_closed.clone()),
         );
 
-    // Layers are added innermost first; see `protect/mod.rs` for the order and why.
-    // `/ws` sits behind the same layers: auth, rate limits and Origin checks apply to its
+    // `/ws` sits behind the same pipeline: auth, rate limits and Origin checks apply to its
     // upgrade request; the per-request ones (body, queue, breaker) see only `/mcp` POSTs.
     let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .route("/ws", ws_route);
-    if let Some(pool) = &pool {
-        let state = ConcurrencyLayer {
-            pool: pool.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::concurrency::layer));
-    }
-    if let Some(breakers) = &breakers {
-        let state = BreakerLayer {
-            breakers: breakers.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::breaker::layer));
-    }
-    if let Some(config) = protections.memory_guard {
-        let state = MemoryGuardLayer {
-            config,
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::memory_guard::layer));
-    }
-    if let Some(owners) = &owners {
-        let state = SessionBindingLayer {
-            owners: owners.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::session_binding::layer));
-    }
-    if protections.needs_classification() {
-        let state = ClassifyLayer {
-            max_body: protections.max_body.unwrap_or(usize::MAX),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::classify::layer));
-    }
-    if let Some(max) = protections.max_body {
-        let state = BodyLimitLayer {
-            max,
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::body_limit::layer));
-    }
-    if let Some(limits) = rate.as_ref().filter(|r| r.limits_principals()) {
-        let state = RateLayer {
-            limits: limits.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(
-            state,
-            protect::rate_limit::per_principal,
+    if conformance_tools {
+        mcp = mcp.layer(axum::middleware::from_fn(
+            super::conformance::close_reconnection_stream,
         ));
     }
-    if let Some(config) = &protections.auth {
-        let state = AuthLayer {
-            config: config.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::auth::layer));
-    }
-    if let Some(limits) = rate.as_ref().filter(|r| r.limits_before_auth()) {
-        let state = RateLayer {
-            limits: limits.clone(),
-            metrics: metrics.clone(),
-        };
-        mcp = mcp.layer(from_fn_with_state(state, protect::rate_limit::before_auth));
-    }
-    if protections.origins != OriginPolicy::Off || !bound.ip().is_unspecified() {
-        mcp = mcp.layer(from_fn_with_state(
-            metrics.clone(),
-            protect::origin::log_refusals,
-        ));
-    }
+    let pipeline = Arc::new(Pipeline {
+        metrics: metrics.clone(),
+        drain: drain.clone(),
+        rate: rate.clone(),
+        auth: protections.auth.clone(),
+        max_body: protections.max_body,
+        classify: protections.needs_classification(),
+        owners: owners.clone(),
+        memory_guard: protections.memory_guard,
+        breakers: breakers.clone(),
+        pool: pool.clone(),
+        origin_checked: protections.origins != OriginPolicy::Off || !bound.ip().is_unspecified(),
+    });
+    mcp = mcp.layer(from_fn_with_state(pipeline, Pipeline::run));
+    // CORS answers preflights before any check (a preflight carries no token).
     if !protections.cors_origins.is_empty() {
         mcp = mcp.layer(protect::origin::cors(&protections.cors_origins));
     }
-    let track = TrackLayer {
-        drain: drain.clone(),
-        metrics: metrics.clone(),
-    };
-    mcp = mcp.layer(from_fn_with_state(track, super::drain::track));
 
     let ops = Ops {
         drain: drain.clone(),

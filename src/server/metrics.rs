@@ -6,6 +6,9 @@
 //! Counting must stay cheap on the request path (an atomic add after a read-locked lookup);
 //! everything that costs more is computed only when `/metrics` is scraped.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -52,6 +55,9 @@ pub(crate) struct ServerMetrics {
     requests: Family<StatusLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
     tool_calls: Family<ToolLabels, Counter>,
+    /// The `ok` and `error` counters of each tool, found without building a label set
+    /// (which allocates) on every call.
+    tool_counters: RwLock<HashMap<String, [Counter; 2]>>,
     in_flight: Gauge,
     pool_busy: Gauge,
     pool_queued: Gauge,
@@ -123,6 +129,7 @@ impl ServerMetrics {
             requests,
             refusals,
             tool_calls,
+            tool_counters: RwLock::default(),
             in_flight,
             pool_busy,
             pool_queued,
@@ -145,13 +152,31 @@ impl ServerMetrics {
             .inc();
     }
 
+    /// Counts a finished call of `tool`, which must be a tool the server has (the caller
+    /// checks): names from requests would let a client grow the label set without bound.
     pub(crate) fn tool_call(&self, tool: &str, failed: bool) {
-        self.tool_calls
-            .get_or_create(&ToolLabels {
-                tool: tool.to_owned(),
-                outcome: if failed { "error" } else { "ok" },
-            })
-            .inc();
+        let outcome = usize::from(failed);
+        let known = self
+            .tool_counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tool)
+            .map(|pair| pair[outcome].clone());
+        let counter = known.unwrap_or_else(|| {
+            let pair = ["ok", "error"].map(|outcome| {
+                self.tool_calls.get_or_create_owned(&ToolLabels {
+                    tool: tool.to_owned(),
+                    outcome,
+                })
+            });
+            let counter = pair[outcome].clone();
+            self.tool_counters
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(tool.to_owned(), pair);
+            counter
+        });
+        counter.inc();
     }
 
     /// The text exposition, with `now`'s sampled figures.

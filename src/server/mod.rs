@@ -29,6 +29,7 @@
 //!   which a parent process parses to learn the URL;
 //! - keep serving after `shutdown` is cancelled.
 
+mod conformance;
 mod drain;
 pub mod flags;
 mod handler;
@@ -60,6 +61,8 @@ pub struct ServeOptions {
     pub redis: Option<String>,
     /// With Redis: when a write is acknowledged.
     pub ack: kv::Ack,
+    /// Also serve the conformance suite's test tools, prompts and resources.
+    pub conformance_tools: bool,
     /// HTTP mode: which protections are on.
     pub protections: protect::Protections,
     /// The protocol revisions to accept; `None`: every revision rmcp knows.
@@ -122,12 +125,13 @@ pub async fn serve(opts: ServeOptions, shutdown: CancellationToken) -> Result<()
         None => kv::KvStore::default(),
     };
     if opts.stdio {
-        stdio::serve_stdio(kv, shutdown).await
+        stdio::serve_stdio(kv, opts.conformance_tools, shutdown).await
     } else {
         http::serve_http(
             SocketAddr::new(opts.host, opts.port),
             kv,
             opts.protections,
+            opts.conformance_tools,
             shutdown,
         )
         .await

@@ -12,9 +12,10 @@ use super::handler::{KvStore, Observers, ReferenceServer};
 
 pub(super) async fn serve_stdio(
     kv: KvStore,
+    conformance_tools: bool,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let server = ReferenceServer::new(kv, Observers::default());
+    let server = ReferenceServer::new(kv, Observers::default(), conformance_tools);
     // stdio_pipes, unlike stdio(), reads pipes without a blocking thread, so a
     // cancelled session does not leave runtime shutdown waiting on stdin; on a
     // terminal or file it falls back to stdio() behaviour.

@@ -17,12 +17,17 @@ use super::handler::{KvStore, Observers, ReferenceServer};
 pub(super) fn route(
     kv: KvStore,
     observers: Observers,
+    conformance_tools: bool,
     shutdown: CancellationToken,
 ) -> MethodRouter {
     get(move |upgrade: WebSocketUpgrade| {
         let (kv, observers) = (kv.clone(), observers.clone());
         let shutdown = shutdown.clone();
-        async move { upgrade.on_upgrade(move |socket| session(socket, kv, observers, shutdown)) }
+        async move {
+            upgrade.on_upgrade(move |socket| {
+                session(socket, kv, observers, conformance_tools, shutdown)
+            })
+        }
     })
 }
 
@@ -30,6 +35,7 @@ async fn session(
     socket: WebSocket,
     kv: KvStore,
     observers: Observers,
+    conformance_tools: bool,
     shutdown: CancellationToken,
 ) {
     let (sink, stream) = socket.split();
@@ -46,7 +52,7 @@ async fn session(
         };
         serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(&text).ok()
     });
-    let server = ReferenceServer::new(kv, observers);
+    let server = ReferenceServer::new(kv, observers, conformance_tools);
     let transport = (Box::pin(sink), Box::pin(stream));
     if let Ok(running) = server
         .serve_with_ct(transport, shutdown.child_token())

@@ -3,6 +3,8 @@
 //! deadline, and a way to run the real `mcpstorm` binary.
 #![allow(dead_code)]
 
+pub mod served;
+
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

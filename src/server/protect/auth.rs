@@ -11,16 +11,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::reject::Rejection;
-use super::who;
-use crate::server::metrics::ServerMetrics;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds. The contract allows at most 30.
 const LEEWAY_S: u64 = 5;
@@ -212,26 +207,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-#[derive(Clone)]
-pub(crate) struct AuthLayer {
-    pub config: AuthConfig,
-    pub metrics: Arc<ServerMetrics>,
-}
-
-pub(crate) async fn layer(State(s): State<AuthLayer>, mut req: Request, next: Next) -> Response {
-    let verdict = match bearer(req.headers()) {
-        None => Err(TokenProblem::Missing),
-        Some(token) => s.config.verify(token),
-    };
-    match verdict {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Err(problem) => s
-            .config
-            .rejection(&problem)
-            .respond(&who(&req), Some(&s.metrics)),
+impl AuthConfig {
+    /// The principal of a request with a good bearer token, or its 401.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Box<Rejection>> {
+        let verdict = match bearer(headers) {
+            None => Err(TokenProblem::Missing),
+            Some(token) => self.verify(token),
+        };
+        verdict.map_err(|problem| Box::new(self.rejection(&problem)))
     }
 }
 

@@ -1,34 +1,23 @@
 //! The request body limit: a body declared (`Content-Length`) above the limit is refused with
 //! 413 without being kept: what the client is still sending is read and thrown away (up to
 //! [`DISCARD_CAP`] bytes and [`DISCARD_TIME`], as nginx's lingering close does), so that it
-//! gets to read the 413 instead of a connection reset in the middle of its upload. A chunked body that grows past the limit is cut off
-//! while streaming by rmcp's own limit (set to the same value in `http.rs`), or by
-//! [`super::classify`] when it buffers; both answer 413, and this layer logs those too.
+//! gets to read the 413 instead of a connection reset in the middle of its upload. A chunked
+//! body that grows past the limit is cut off while streaming by rmcp's own limit (set to the
+//! same value in `http.rs`), or by [`super::classify`] when it buffers; both answer 413, and
+//! the pipeline logs those too.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use http_body_util::BodyExt as _;
 use serde_json::json;
 
-use http_body_util::BodyExt as _;
-
+use super::human_bytes;
 use super::reject::Rejection;
-use super::{human_bytes, who};
-use crate::server::metrics::ServerMetrics;
 
 /// The most of a refused body read (and dropped) before answering.
 pub(crate) const DISCARD_CAP: u64 = 64 << 20;
 /// The longest a refused upload is read before answering: a slow sender gets no more.
 pub(crate) const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(5);
-
-#[derive(Clone)]
-pub(crate) struct BodyLimitLayer {
-    pub max: usize,
-    pub metrics: Arc<ServerMetrics>,
-}
 
 /// The 413 for a body of `size` bytes (or "more than the limit" when unknown).
 pub(crate) fn too_large(size: Option<u64>, max: usize) -> Rejection {
@@ -49,7 +38,7 @@ pub(crate) fn too_large(size: Option<u64>, max: usize) -> Rejection {
     .data(json!({ "max_body_bytes": max, "body_bytes": size }))
 }
 
-fn declared_length(req: &Request) -> Option<u64> {
+pub(crate) fn declared_length(req: &Request) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)?
         .to_str()
@@ -58,40 +47,8 @@ fn declared_length(req: &Request) -> Option<u64> {
         .ok()
 }
 
-pub(crate) async fn layer(State(s): State<BodyLimitLayer>, req: Request, next: Next) -> Response {
-    match declared_length(&req) {
-        Some(len) if len > s.max as u64 => {
-            let response = too_large(Some(len), s.max).respond(&who(&req), Some(&s.metrics));
-            if len <= DISCARD_CAP {
-                let _ = tokio::time::timeout(DISCARD_TIME, discard(req.into_body())).await;
-            }
-            response
-        }
-        // hyper holds the body to its declared length: nothing more can arrive.
-        Some(_) => next.run(req).await,
-        None => {
-            let event = who(&req);
-            let (ip, principal) = (event.client_ip, event.principal.map(str::to_owned));
-            let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-            let response = next.run(req).await;
-            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                // Cut off while streaming, further in: log and count it like the others.
-                crate::server::log::SecurityEvent {
-                    client_ip: ip,
-                    principal: principal.as_deref(),
-                    http_method: method.as_str(),
-                    path: &path,
-                }
-                .log("too_large", "body_limit", &too_large(None, s.max).message);
-                s.metrics.rejected("too_large", "body_limit");
-            }
-            response
-        }
-    }
-}
-
 /// Reads `body` to its end, keeping nothing.
-async fn discard(mut body: axum::body::Body) {
+pub(crate) async fn discard(mut body: axum::body::Body) {
     while let Some(Ok(_)) = body.frame().await {}
 }
 

@@ -2,7 +2,7 @@
 //! it are refused at once (503 with `Retry-After`) for T; then it is half-open: one trial
 //! call goes through, and its outcome closes the circuit or opens it for another T.
 //!
-//! The HTTP layer asks [`Breakers::admit`] before a `tools/call` reaches the handler; the
+//! The request pipeline asks [`Breakers::check`] before a `tools/call` reaches the handler; the
 //! handler reports every outcome with [`Breakers::record`]. A failure is a tool result with
 //! `isError` or a JSON-RPC error from the tool, not a caller's bad arguments: a stranger
 //! must not be able to open a circuit for everyone by sending junk.
@@ -11,19 +11,14 @@
 //! circuit: after another T a new trial is let through.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use serde_json::json;
 
 use super::classify::RpcCall;
 use super::reject::{Rejection, ceil_seconds};
-use super::who;
-use crate::server::metrics::ServerMetrics;
 
 pub const DEFAULT_FAILURES: u32 = 5;
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
@@ -155,21 +150,16 @@ impl Breakers {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct BreakerLayer {
-    pub breakers: Arc<Breakers>,
-    pub metrics: Arc<ServerMetrics>,
-}
-
-pub(crate) async fn layer(State(s): State<BreakerLayer>, req: Request, next: Next) -> Response {
-    let refused = req.extensions().get::<RpcCall>().and_then(|call| {
-        let tool = call.tool.as_deref()?;
-        let wait = s.breakers.admit(tool, Instant::now()).err()?;
-        Some(s.breakers.refusal(tool, wait, call))
-    });
-    match refused {
-        None => next.run(req).await,
-        Some(r) => r.respond(&who(&req), Some(&s.metrics)),
+impl Breakers {
+    /// `Err` when `call` is a `tools/call` of a tool whose circuit is open.
+    pub(crate) fn check(&self, call: &RpcCall) -> Result<(), Box<Rejection>> {
+        let Some(tool) = call.tool.as_deref() else {
+            return Ok(());
+        };
+        match self.admit(tool, Instant::now()) {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(Box::new(self.refusal(tool, wait, call))),
+        }
     }
 }
 

@@ -7,19 +7,14 @@
 //! JSON-RPC object (a batch, garbage) is passed on unclassified: refusing it is rmcp's job.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde_json::Value;
 
 use super::body_limit::too_large;
 use super::reject::Rejection;
-use super::who;
-use crate::server::metrics::ServerMetrics;
 
 /// What a POST asks for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,13 +64,6 @@ impl RpcCall {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct ClassifyLayer {
-    /// The body limit, or `usize::MAX` when there is none.
-    pub max_body: usize,
-    pub metrics: Arc<ServerMetrics>,
-}
-
 fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -87,32 +75,26 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-pub(crate) async fn layer(State(s): State<ClassifyLayer>, req: Request, next: Next) -> Response {
+/// Reads a POST's body (at most `max_body` bytes), notes its [`RpcCall`] in the request's
+/// extensions and puts the bytes back; anything but a POST passes untouched.
+pub(crate) async fn classify(req: Request, max_body: usize) -> Result<Request, Box<Rejection>> {
     if req.method() != Method::POST {
-        return next.run(req).await;
+        return Ok(req);
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, s.max_body).await {
-        Ok(b) => b,
-        Err(e) => {
-            let req = Request::from_parts(parts, Body::empty());
-            let refusal = if is_length_limit(&e) {
-                too_large(None, s.max_body)
-            } else {
-                Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed",
-                    "unreadable_body",
-                    "the request body could not be read to its end; resend the request",
-                )
-            };
-            return refusal.respond(&who(&req), Some(&s.metrics));
+    let (mut parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, max_body).await {
+        Ok(bytes) => {
+            parts.extensions.insert(RpcCall::of(&bytes));
+            Ok(Request::from_parts(parts, Body::from(bytes)))
         }
-    };
-    let mut parts = parts;
-    parts.extensions.insert(RpcCall::of(&bytes));
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+        Err(e) if is_length_limit(&e) => Err(Box::new(too_large(None, max_body))),
+        Err(_) => Err(Box::new(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "unreadable_body",
+            "the request body could not be read to its end; resend the request",
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -11,17 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::StatusCode;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::guarded_body::hold_until_body_ends;
 use super::reject::Rejection;
-use super::who;
-use crate::server::metrics::ServerMetrics;
 
 pub const DEFAULT_MAX: usize = 256;
 pub const DEFAULT_QUEUE: usize = 512;
@@ -142,22 +136,6 @@ impl Pool {
             "queue_timeout_ms": self.config.queue_timeout.as_millis() as u64,
             "waited_ms": waited_ms,
         }))
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct ConcurrencyLayer {
-    pub pool: Arc<Pool>,
-    pub metrics: Arc<ServerMetrics>,
-}
-
-pub(crate) async fn layer(State(s): State<ConcurrencyLayer>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
-        return next.run(req).await;
-    }
-    match s.pool.acquire().await {
-        Ok(permit) => hold_until_body_ends(next.run(req).await, permit),
-        Err(why) => s.pool.refusal(why).respond(&who(&req), Some(&s.metrics)),
     }
 }
 

@@ -6,18 +6,12 @@
 //! Light requests still pass: they are what lets the server finish and free what it holds.
 //! RSS is read only for heavy requests, so the guard costs the light path nothing.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use serde_json::json;
 
 use super::classify::RpcCall;
+use super::human_bytes;
 use super::reject::Rejection;
-use super::{human_bytes, who};
-use crate::server::metrics::ServerMetrics;
 
 /// `--hardened` default threshold.
 pub const DEFAULT_LIMIT_MB: u64 = 1024;
@@ -31,12 +25,6 @@ const RETRY_AFTER_S: u64 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryGuardConfig {
     pub limit_bytes: u64,
-}
-
-#[derive(Clone)]
-pub(crate) struct MemoryGuardLayer {
-    pub config: MemoryGuardConfig,
-    pub metrics: Arc<ServerMetrics>,
 }
 
 pub(crate) fn is_heavy(call: &RpcCall) -> bool {
@@ -83,17 +71,6 @@ pub(crate) fn check(
         .data(json!({ "rss_bytes": rss, "limit_bytes": config.limit_bytes }))
         .id(call.id.as_ref()),
     ))
-}
-
-pub(crate) async fn layer(State(s): State<MemoryGuardLayer>, req: Request, next: Next) -> Response {
-    let verdict = match req.extensions().get::<RpcCall>() {
-        Some(call) => check(&s.config, call, crate::metrics::process::self_rss_bytes),
-        None => Ok(()),
-    };
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(r) => r.respond(&who(&req), Some(&s.metrics)),
-    }
 }
 
 #[cfg(test)]

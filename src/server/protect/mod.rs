@@ -1,8 +1,8 @@
-//! The reference server's protections: each one a small HTTP layer in front of the MCP
-//! service, switched on and tuned by `mcpstorm serve` flags (see `flags.rs`), all on with
-//! `--hardened`.
+//! The reference server's protections: each one a module of its own (its checks, its
+//! refusal, its tests), switched on and tuned by `mcpstorm serve` flags (see `flags.rs`),
+//! all on with `--hardened`, and run in one middleware by [`pipeline`].
 //!
-//! Order, outermost first, and why:
+//! Order, first first, and why:
 //! 1. origin/CORS (rmcp checks `Origin`/`Host` itself; CORS answers preflights before auth);
 //! 2. rate limits global and per IP, before auth, so a flood of strangers costs no token checks;
 //! 3. bearer auth (JWT), which names the principal;
@@ -26,6 +26,7 @@ pub(super) mod concurrency;
 pub(super) mod guarded_body;
 pub(super) mod memory_guard;
 pub(super) mod origin;
+pub(super) mod pipeline;
 pub(super) mod rate_limit;
 pub(super) mod reject;
 pub(super) mod session_binding;

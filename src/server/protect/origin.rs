@@ -1,18 +1,13 @@
 //! Which browser origins may talk to the server, and CORS.
 //!
 //! `Origin` (and `Host`, against DNS rebinding) are checked by rmcp itself; this module turns
-//! the flags into rmcp's allow-list, logs rmcp's 403s as security events, and builds the
+//! the flags into rmcp's allow-list (the pipeline logs rmcp's 403s as security events), builds the
 //! CORS layer when `--cors-origins` asks for one. By default only loopback origins (any
 //! port) are accepted and no CORS headers are sent. Requests without `Origin` (every
 //! non-browser client) always pass, as the MCP specification intends.
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-
-use super::who;
 
 /// Which `Origin` headers are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,44 +137,6 @@ pub(crate) fn cors(origins: &[String]) -> CorsLayer {
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
         ])
-}
-
-/// Logs rmcp's refusals of a foreign `Origin` or `Host` as security events.
-pub(crate) async fn log_refusals(
-    axum::extract::State(metrics): axum::extract::State<
-        std::sync::Arc<crate::server::metrics::ServerMetrics>,
-    >,
-    req: Request,
-    next: Next,
-) -> Response {
-    let event = who(&req);
-    let (ip, method, path) = (
-        event.client_ip,
-        req.method().clone(),
-        req.uri().path().to_owned(),
-    );
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let response = next.run(req).await;
-    if response.status() == StatusCode::FORBIDDEN {
-        let reason = if origin.is_some() {
-            "origin_not_allowed"
-        } else {
-            "host_not_allowed"
-        };
-        crate::server::log::SecurityEvent {
-            client_ip: ip,
-            principal: None,
-            http_method: method.as_str(),
-            path: &path,
-        }
-        .log(
-            "denied",
-            reason,
-            "refused a foreign Origin or Host header (cross-origin or DNS-rebinding attempt)",
-        );
-        metrics.rejected("denied", reason);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -14,18 +14,13 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use serde_json::json;
 
 use super::auth::Principal;
 use super::reject::{Rejection, ceil_seconds};
-use super::{client_ip, who};
-use crate::server::metrics::ServerMetrics;
 
 /// `--hardened` defaults, those of the stress protocol's example: 1000/s in total, 100/s
 /// per IP; a principal gets what one IP gets.
@@ -70,14 +65,6 @@ impl RateLimits {
                 .map(|r| (r, RateLimiter::keyed(quota(r, c.burst)))),
             clock: DefaultClock::default(),
         }
-    }
-
-    pub(crate) fn limits_before_auth(&self) -> bool {
-        self.global.is_some() || self.per_ip.is_some()
-    }
-
-    pub(crate) fn limits_principals(&self) -> bool {
-        self.per_principal.is_some()
     }
 
     fn refusal(
@@ -153,33 +140,6 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct RateLayer {
-    pub limits: Arc<RateLimits>,
-    pub metrics: Arc<ServerMetrics>,
-}
-
-pub(crate) async fn before_auth(State(s): State<RateLayer>, req: Request, next: Next) -> Response {
-    match s.limits.check_before_auth(client_ip(&req)) {
-        Ok(()) => next.run(req).await,
-        Err(r) => r.respond(&who(&req), Some(&s.metrics)),
-    }
-}
-
-pub(crate) async fn per_principal(
-    State(s): State<RateLayer>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match s
-        .limits
-        .check_principal(req.extensions().get::<Principal>())
-    {
-        Ok(()) => next.run(req).await,
-        Err(r) => r.respond(&who(&req), Some(&s.metrics)),
     }
 }
 

@@ -3,7 +3,7 @@
 //! as an unknown session is (404 `Not Found: Session not found`), so a stolen or guessed id
 //! is useless and the answer does not even confirm that the session exists.
 //!
-//! rmcp's session manager knows nothing of principals, so this layer learns the owner from
+//! rmcp's session manager knows nothing of principals, so the pipeline learns the owner from
 //! the `Mcp-Session-Id` header of the response that created the session, and forgets it
 //! when the session is deleted or closed (see [`SessionOwners::retain`]).
 
@@ -11,14 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-
-use super::auth::Principal;
-use super::who;
-use crate::server::metrics::ServerMetrics;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -70,14 +64,8 @@ impl SessionOwners {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct SessionBindingLayer {
-    pub owners: Arc<SessionOwners>,
-    pub metrics: Arc<ServerMetrics>,
-}
-
 /// The answer rmcp gives for an unknown session, byte for byte.
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     let mut r = Response::new(Body::from("Not Found: Session not found"));
     *r.status_mut() = StatusCode::NOT_FOUND;
     r.headers_mut().insert(
@@ -85,46 +73,6 @@ fn not_found() -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-pub(crate) async fn layer(
-    State(s): State<SessionBindingLayer>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let principal = req.extensions().get::<Principal>().map(|p| p.0.clone());
-    let session = req
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(id) = &session
-        && !s.owners.may_use(id, principal.as_ref())
-    {
-        who(&req).log(
-            "denied",
-            "session_not_owned",
-            "a session was used by a principal other than the one that created it; answered as an unknown session",
-        );
-        s.metrics.rejected("denied", "session_not_owned");
-        return not_found();
-    }
-    let deleting = req.method() == Method::DELETE;
-    let response = next.run(req).await;
-    match session {
-        None => {
-            if let Some(created) = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                s.owners.created(created.to_owned(), principal);
-            }
-        }
-        Some(id) if deleting && response.status().is_success() => s.owners.ended(&id),
-        Some(_) => {}
-    }
-    response
 }
 
 #[cfg(test)]
