@@ -85,7 +85,9 @@ pub struct Criterion {
 pub struct CriterionResult {
     pub name: String,
     pub threshold: String,
-    /// `None` when the run produced no data for it (a tool that was never called).
+    /// `None` when the run produced no data for it (a tool that was never called); may be
+    /// infinite (a fault never recovered), which the JSON writes as `"inf"`.
+    #[serde(default, with = "crate::report::num::opt_f64")]
     pub observed: Option<f64>,
     pub passed: bool,
 }

@@ -111,7 +111,7 @@ fn with_restart_never_a_kill_is_never_recovered_and_the_run_fails() {
     let toml = format!(
         r#"
 duration = "3s"
-criteria = ["unrecovered == 0"]
+criteria = ["unrecovered == 0", "recovery.max < 30s"]
 [target]
 url = "http://127.0.0.1:{port}/mcp"
 [target.launch]
@@ -144,6 +144,36 @@ at = "1s"
     assert!(
         stderr_log.is_ok(),
         "the server's stderr went to the output folder"
+    );
+    // A fault never recovered makes recovery.max infinite: "inf" in the JSON contract, and
+    // still infinite (not "no data") when the report is read back and rendered again.
+    let crit = &r.report()["criteria"][1];
+    assert_eq!(crit["name"], "recovery.max", "{crit}");
+    assert_eq!(crit["observed"], "inf", "{crit}");
+    assert_eq!(crit["passed"], false, "{crit}");
+    let report = r.out.path().join("report.json");
+    let html = r.out.path().join("again.html");
+    let again = std::process::Command::new(BIN)
+        .arg("report")
+        .arg(&report)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .expect("mcpstorm report");
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("recovery.max"))
+        .unwrap_or_else(|| panic!("no recovery.max line in:\n{text}"));
+    assert!(
+        line.contains("FAIL") && line.contains("observed infinite"),
+        "{line}"
+    );
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(
+        page.contains("<code>recovery.max</code>") && page.contains(">infinite<"),
+        "the HTML criteria table shows the infinite recovery"
     );
 }
 

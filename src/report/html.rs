@@ -145,10 +145,7 @@ fn header(h: &mut String, r: &Report, name: &str, pass: bool) {
 fn criteria(h: &mut String, r: &Report) {
     h.push_str(r#"<h2 id="criteria">Criteria</h2><table><tr><th>criterion</th><th>threshold</th><th>observed</th><th>result</th></tr>"#);
     for c in &r.criteria {
-        let observed = c
-            .observed
-            .map(|v| format!("{v:.4}"))
-            .unwrap_or_else(|| "no data".into());
+        let observed = crate::report::num::observed_text(c.observed);
         let _ = write!(
             h,
             r#"<tr><td><code>{}</code></td><td><code>{}</code></td><td class="n">{}</td><td class="{}">{}</td></tr>"#,

@@ -77,10 +77,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(x, "    </properties>");
     for c in &r.criteria {
-        let observed = c
-            .observed
-            .map(|v| format!("{v:.4}"))
-            .unwrap_or_else(|| "no data".into());
+        let observed = crate::report::num::observed_text(c.observed);
         let case = format!("{} {}", c.name, c.threshold);
         let _ = write!(
             x,

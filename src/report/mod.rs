@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod html;
 pub mod junit;
+pub mod num;
 pub mod summary;
 
 use crate::criteria::CriterionResult;
@@ -207,7 +208,8 @@ pub struct FaultRecord {
     pub id: u32,
     pub kind: String,
     pub at_s: f64,
-    /// Infinite while the fault is still in effect (only the live views see that).
+    /// Infinite while the fault is still in effect (`"inf"` in JSON, see `num`).
+    #[serde(with = "num::f64_null_is_inf")]
     pub ended_at_s: f64,
     pub applied: bool,
     pub detail: String,
