@@ -162,6 +162,8 @@ pub(crate) struct Called {
 }
 
 impl Called {
+    /// `took` is the wall time, used when there was no HTTP exchange to time (a timeout, a
+    /// dropped connection); an answer's own time leaves out the suite's pacing.
     pub(crate) fn of(r: &Result<RawResponse, CallError>, took: Duration) -> Called {
         let shown = super::wire::describe_outcome(r);
         let r = match r {
@@ -216,7 +218,7 @@ impl Called {
         };
         Called {
             answer,
-            took,
+            took: r.elapsed,
             retry_after: r.header("retry-after").map(str::to_string),
             message,
             shown,
