@@ -163,18 +163,33 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         )));
     }
     let mut warnings = Vec::new();
+    // Over Streamable HTTP in the stateless era, a tools/call carries its `x-mcp-header`
+    // arguments as `Mcp-Param-*` headers, known from tools/list (every session learns from
+    // this listing, see transport::mcp_param).
+    let param_headers = info.era == crate::session::Era::Stateless
+        && matches!(
+            target,
+            TargetSpec::Http { .. } | TargetSpec::Embedded { stdio: false }
+        );
     let (mix, tools) = match &plan.mix {
         Some(specs) => {
             let mix = Mix::from_specs(specs);
-            // The tools' declared outputSchemas; a server that can't list them still gets
-            // its load test, with a warning.
-            let tools = match mix.calls_tools() && plan.workload.check_output_schema {
+            // The tools' declared outputSchemas (and x-mcp-header annotations); a server
+            // that can't list them still gets its load test, with a warning.
+            let tools = match mix.calls_tools()
+                && (plan.workload.check_output_schema || param_headers)
+            {
                 true => {
                     match list_all(&mut first, "tools/list", "tools", plan.workload.timeout).await {
                         Ok(t) => t,
                         Err(e) => {
                             warnings.push(format!(
-                                "tools/list failed ({e}); tools' outputSchemas are not validated"
+                                "tools/list failed ({e}); tools' outputSchemas are not validated{}",
+                                if param_headers {
+                                    " and no Mcp-Param-* header is sent"
+                                } else {
+                                    ""
+                                }
                             ));
                             Vec::new()
                         }
@@ -194,6 +209,9 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
     };
     first.close().await;
+    if param_headers {
+        warnings.extend(crate::transport::mcp_param::invalid_tools(&tools));
+    }
     // Before any load: the first-call probe must send the server's first tool calls.
     let findings = match &plan.concurrency {
         Some(probes) => {

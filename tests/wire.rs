@@ -158,6 +158,77 @@ fn fastmcp_runs_in_the_stateless_era_and_auto_finds_it() {
     );
 }
 
+/// 2026-07-28 over HTTP: arguments annotated `x-mcp-header` also travel as `Mcp-Param-*`
+/// headers. FastMCP refuses a call whose headers do not match its arguments (-32020, HTTP
+/// 400), and its `route` tool answers with the header values it received, decoded, which
+/// the checks compare with the arguments: plain ASCII, non-ASCII and edge spaces (Base64),
+/// an integer and booleans.
+#[test]
+fn fastmcp_gets_mcp_param_headers_that_match_the_arguments() {
+    let server = python_http();
+    let answer_check = "check = \"result.region == region and result.priority == str(priority) and result.urgent == str(urgent)\"";
+    // check_output_schema = false: nothing but the Mcp-Param headers makes the run list tools.
+    let toml = format!(
+        r#"
+duration = "3s"
+criteria = ["success_rate == 1", "wrong_answers == 0"]
+[target]
+url = "{url}"
+protocol_version = "2026-07-28"
+[workload]
+vus = 2
+check_output_schema = false
+[[mix]]
+op = "tools/call"
+tool = "route"
+arguments = {{ region = "eu-west-{{{{vu}}}}", priority = "{{{{seq}}}}", urgent = false }}
+{answer_check}
+[[mix]]
+op = "tools/call"
+tool = "route"
+arguments = {{ region = "Zürich – 東京 {{{{vu}}}}", priority = 7, urgent = true }}
+{answer_check}
+[[mix]]
+op = "tools/call"
+tool = "route"
+arguments = {{ region = " padded ", priority = -3, urgent = true }}
+{answer_check}
+"#,
+        url = server.url()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_all_ok(&r, 10.0);
+    assert!(
+        r.report()["latency_ms"]["by_tool"]["route"]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 10,
+        "{}",
+        r.describe()
+    );
+    // Generated arguments (no [[mix]]): route is called with whatever the schema allows.
+    let toml = format!(
+        "duration = \"2s\"\ncriteria = [\"success_rate == 1\"]\n[target]\nurl = \"{}\"\nprotocol_version = \"2026-07-28\"\n[workload]\nvus = 2\nexclude_tools = [\"kv_get\"]\n",
+        server.url()
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert!(
+        r.report()["latency_ms"]["by_tool"]["route"]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        r.describe()
+    );
+    let r = check(&["--target", &server.url()]);
+    assert!(
+        r.stdout.contains("region -> Mcp-Param-Region"),
+        "check shows which argument goes to which header: {}",
+        r.describe()
+    );
+}
+
 #[test]
 fn auto_detects_each_era() {
     // A dual-era server is reached in the newest era.

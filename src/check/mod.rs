@@ -202,6 +202,12 @@ pub fn render(session: &Session, inv: &Inventory, with_schemas: bool) -> String 
         if let Some(a) = t.get("annotations").filter(|a| a.is_object()) {
             let _ = writeln!(s, "    annotations: {a}");
         }
+        if let Some(line) = t
+            .get("inputSchema")
+            .and_then(crate::transport::mcp_param::describe)
+        {
+            let _ = writeln!(s, "    {line}");
+        }
         if with_schemas && let Some(schema) = t.get("inputSchema") {
             let _ = writeln!(s, "    inputSchema: {schema}");
         }

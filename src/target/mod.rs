@@ -11,6 +11,7 @@ use crate::session::{Protocol, Session};
 use crate::transport::framing::Framing;
 use crate::transport::http::HttpTransport;
 use crate::transport::legacy_sse::LegacySseTransport;
+use crate::transport::mcp_param::ParamHeaders;
 use crate::transport::stdio::{StderrLog, StdioSpec, StdioTransport};
 use crate::transport::websocket::WebSocketTransport;
 use crate::transport::{AnyTransport, http};
@@ -275,6 +276,8 @@ enum Wire {
         client: reqwest::Client,
         url: reqwest::Url,
         headers: HeaderMap,
+        /// `x-mcp-header` annotations every session learns from and sends by.
+        params: Arc<ParamHeaders>,
     },
     Sse {
         client: reqwest::Client,
@@ -318,6 +321,7 @@ impl Connector {
                 client: http::client(pool_size),
                 url: reqwest::Url::parse(url).map_err(|e| format!("target url `{url}`: {e}"))?,
                 headers: header_map(headers, "target headers")?,
+                params: Arc::default(),
             },
             TargetSpec::Sse { url, headers } => Wire::Sse {
                 client: http::client(pool_size),
@@ -374,10 +378,12 @@ impl Connector {
                 client,
                 url,
                 headers,
+                params,
             } => AnyTransport::Http(HttpTransport::new(
                 client.clone(),
                 url.clone(),
                 headers.clone(),
+                params.clone(),
             )),
             Wire::Sse {
                 client,

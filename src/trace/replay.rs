@@ -326,11 +326,16 @@ pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
     );
     let describe = opts.target.describe();
     // One session must work before anything is compared, or the replay ends with the cause.
-    let first = connector
+    let mut first = connector
         .open_monitor()
         .await
         .map_err(|e| Error::Target(diagnose(&describe, &e, opts.timeout)))?;
     let info = first.info.clone();
+    if info.era == crate::session::Era::Stateless {
+        // The tools' x-mcp-header annotations, for the Mcp-Param-* headers of the replayed
+        // tools/calls over HTTP (transport::mcp_param); a server that can't list still replays.
+        let _ = crate::check::list_all(&mut first, "tools/list", "tools", opts.timeout).await;
+    }
     first.close().await;
     if opts.progress {
         crate::errln!(

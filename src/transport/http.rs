@@ -6,17 +6,20 @@
 //! `SessionLost`, and the session above re-initializes. This file never retries.
 //!
 //! In the stateless revision (2026-07-28) there is no session id; every POST carries
-//! `MCP-Protocol-Version`, `Mcp-Method` and, for named requests, `Mcp-Name`; the wire has no
+//! `MCP-Protocol-Version`, `Mcp-Method` and, for named requests, `Mcp-Name`, and a
+//! `tools/call` its annotated arguments as `Mcp-Param-*` headers (`mcp_param`); the wire has no
 //! client-to-server notifications (closing the request is the cancellation); and a JSON-RPC
 //! error comes with an HTTP status of its own (404 for an unknown method, 400 for bad
 //! params), so an error status whose body is a JSON-RPC error counts as that error.
 
+use super::mcp_param::ParamHeaders;
 use super::sse::{Decoder, Event};
 use super::{Call, Step, Transport, step};
 use crate::error::{CallError, excerpt};
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -46,11 +49,25 @@ pub(crate) struct HttpTransport {
     protocol_version: Option<HeaderValue>,
     /// The stateless revision: routing headers on every POST, no notifications.
     stateless: bool,
+    /// The run's `x-mcp-header` annotations, learnt from `tools/list` answers.
+    params: Arc<ParamHeaders>,
     decoder_events: Vec<Event>,
 }
 
+/// Where a POST goes, for the stateless revision's routing headers.
+struct Route<'a> {
+    method: &'a str,
+    name: Option<&'a str>,
+    params: Option<&'a Value>,
+}
+
 impl HttpTransport {
-    pub fn new(client: reqwest::Client, url: reqwest::Url, headers: HeaderMap) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        params: Arc<ParamHeaders>,
+    ) -> Self {
         Self {
             client,
             url,
@@ -58,6 +75,7 @@ impl HttpTransport {
             session_id: None,
             protocol_version: None,
             stateless: false,
+            params,
             decoder_events: Vec::new(),
         }
     }
@@ -69,7 +87,7 @@ impl HttpTransport {
     async fn post(
         &mut self,
         body: Vec<u8>,
-        route: Option<(&str, Option<&str>)>,
+        route: Option<Route<'_>>,
     ) -> Result<reqwest::Response, CallError> {
         let mut req = self
             .client
@@ -84,13 +102,24 @@ impl HttpTransport {
             req = req.header(HeaderName::from_static(VERSION_HEADER), v.clone());
         }
         if self.stateless
-            && let Some((method, name)) = route
+            && let Some(route) = route
         {
-            if let Ok(m) = HeaderValue::from_str(method) {
+            if let Ok(m) = HeaderValue::from_str(route.method) {
                 req = req.header(HeaderName::from_static(METHOD_HEADER), m);
             }
-            if let Some(n) = name.and_then(|n| HeaderValue::from_str(&header_text(n)).ok()) {
+            if let Some(n) = route
+                .name
+                .and_then(|n| HeaderValue::from_str(&header_text(n)).ok())
+            {
                 req = req.header(HeaderName::from_static(NAME_HEADER), n);
+            }
+            if route.method == "tools/call"
+                && let Some(tool) = route.name
+            {
+                let arguments = route.params.and_then(|p| p.get("arguments"));
+                for (name, value) in self.params.headers(tool, arguments) {
+                    req = req.header(name, value);
+                }
             }
         }
         let resp = req
@@ -134,6 +163,50 @@ impl HttpTransport {
         }
     }
 
+    /// POST one request and read its answer, from a JSON body or an SSE stream.
+    async fn answer(
+        &mut self,
+        id: u64,
+        route: Route<'_>,
+        body: Vec<u8>,
+    ) -> Result<Value, CallError> {
+        let had_session = self.session_id.is_some();
+        let resp = self.post(body, Some(route)).await?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Err(CallError::Protocol {
+                detail: format!("HTTP 202 with no body for request {id}, which needs an answer"),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_error(resp, had_session, id).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            return self.read_sse(resp, id).await;
+        }
+        let bytes = resp.bytes().await.map_err(|e| classify(&e, &self.url))?;
+        if !content_type.starts_with("application/json") {
+            return Err(CallError::Protocol {
+                detail: format!(
+                    "HTTP {status} with Content-Type `{content_type}`, expected application/json or text/event-stream: {}",
+                    excerpt(&String::from_utf8_lossy(&bytes), 120)
+                ),
+            });
+        }
+        match step(&bytes, id) {
+            Step::Done(r) => r,
+            _ => Err(CallError::Protocol {
+                detail: format!("the JSON body is not the response to request {id}"),
+            }),
+        }
+    }
+
     async fn read_sse(&mut self, resp: reqwest::Response, id: u64) -> Result<Value, CallError> {
         let mut decoder = Decoder::default();
         let mut stream = resp.bytes_stream();
@@ -174,43 +247,19 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     async fn request(&mut self, call: Call<'_>) -> Result<Value, CallError> {
-        let id = call.id;
-        let had_session = self.session_id.is_some();
-        let name = crate::jsonrpc::request_name(call.method, call.params);
-        let resp = self.post(call.body, Some((call.method, name))).await?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::ACCEPTED {
-            return Err(CallError::Protocol {
-                detail: format!("HTTP 202 with no body for request {id}, which needs an answer"),
-            });
+        let route = Route {
+            method: call.method,
+            name: crate::jsonrpc::request_name(call.method, call.params),
+            params: call.params,
+        };
+        let answer = self.answer(call.id, route, call.body).await;
+        if self.stateless
+            && call.method == "tools/list"
+            && let Ok(result) = &answer
+        {
+            self.params.learn(result);
         }
-        if !status.is_success() {
-            return Err(self.status_error(resp, had_session, id).await);
-        }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if content_type.starts_with("text/event-stream") {
-            return self.read_sse(resp, id).await;
-        }
-        let bytes = resp.bytes().await.map_err(|e| classify(&e, &self.url))?;
-        if !content_type.starts_with("application/json") {
-            return Err(CallError::Protocol {
-                detail: format!(
-                    "HTTP {status} with Content-Type `{content_type}`, expected application/json or text/event-stream: {}",
-                    excerpt(&String::from_utf8_lossy(&bytes), 120)
-                ),
-            });
-        }
-        match step(&bytes, id) {
-            Step::Done(r) => r,
-            _ => Err(CallError::Protocol {
-                detail: format!("the JSON body is not the response to request {id}"),
-            }),
-        }
+        answer
     }
 
     async fn notify(&mut self, body: Vec<u8>) -> Result<(), CallError> {

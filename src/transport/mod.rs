@@ -14,6 +14,7 @@
 pub mod framing;
 pub(crate) mod http;
 pub(crate) mod legacy_sse;
+pub(crate) mod mcp_param;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 pub(crate) mod websocket;
