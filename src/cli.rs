@@ -134,60 +134,10 @@ pub enum Command {
         #[arg(long, hide = true)]
         server_exe: Option<PathBuf>,
     },
-    /// Probe a target's security and robustness: auth, session isolation, rate limits,
-    /// hostile input, schema fuzzing, HTTP hygiene. Exit 1 on a failed finding.
-    Probe {
-        /// embedded, embedded-stdio, http(s)://HOST:PORT/PATH, or 'stdio:COMMAND ARGS'.
-        #[arg(long, default_value = "embedded")]
-        target: String,
-        /// An HTTP header for every request, 'Name: value' (repeatable).
-        #[arg(long = "header", short = 'H')]
-        headers: Vec<String>,
-        /// Run only these probe families (comma list): auth, session, input, schema_fuzz, hygiene, rate_limit.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// The largest body the input probes send (e.g. 50MB, 4MB).
-        #[arg(long, default_value = "50MB")]
-        max_body: String,
-        /// Sign test JWTs (HS256) with the secret in this environment variable (its name, not the secret).
-        #[arg(long, value_name = "VAR")]
-        auth_hs256_secret_env: Option<String>,
-        /// Sign test JWTs (RS256) with this PEM private key.
-        #[arg(long, value_name = "PATH")]
-        auth_rs256_private_key: Option<String>,
-        /// The `aud` the server expects.
-        #[arg(long, default_value = "mcpstorm")]
-        audience: String,
-        /// The `iss` the server expects, if it checks one.
-        #[arg(long)]
-        issuer: Option<String>,
-        /// The rate limit the server declares, requests per second (enables the rate-limit probe).
-        #[arg(long, value_name = "N")]
-        rate_limit: Option<f64>,
-        /// What the declared limit counts: per_ip, global or per_principal.
-        #[arg(long, default_value = "per_ip")]
-        rate_scope: String,
-        /// Origins the server allows for CORS (repeatable; default none).
-        #[arg(long = "cors-origin")]
-        cors_origins: Vec<String>,
-        /// Fuzz tools annotated destructiveHint: true too.
-        #[arg(long)]
-        allow_destructive: bool,
-        /// The server's log (its stderr): checked for the refusals the probes caused.
-        #[arg(long, value_name = "PATH")]
-        server_log: Option<PathBuf>,
-        /// How long to wait for each answer (and for the health ping after a hostile request).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
-        timeout: Duration,
-        /// A criterion on the findings (repeatable), e.g. 'security.failures{severity=critical} == 0'.
-        #[arg(long = "criterion")]
-        criteria: Vec<String>,
-        /// Folder for report.json and junit.xml.
-        #[arg(long, default_value = "mcpstorm-out")]
-        out: PathBuf,
-        #[arg(long, hide = true)]
-        server_exe: Option<PathBuf>,
-    },
+    /// Probe a target's security and robustness: concurrency bugs, auth, session isolation,
+    /// hostile input, schema fuzzing, HTTP hygiene, overload, circuit breaker, memory guard,
+    /// rate limits. Exit 1 on a failed finding.
+    Probe(Box<crate::security::flags::ProbeArgs>),
     /// Print a saved report's summary again, and write it in other formats.
     Report {
         /// A report.json written by `mcpstorm run`.
@@ -413,113 +363,8 @@ async fn execute(cli: Cli) -> Result<u8, Error> {
             crate::outln!("{text}");
             Ok(0)
         }
-        Command::Probe {
-            target,
-            headers,
-            only,
-            max_body,
-            auth_hs256_secret_env,
-            auth_rs256_private_key,
-            audience,
-            issuer,
-            rate_limit,
-            rate_scope,
-            cors_origins,
-            allow_destructive,
-            server_log,
-            timeout,
-            criteria,
-            out,
-            server_exe,
-        } => {
-            let target = TargetSpec::parse_flag(&target, &headers).map_err(Error::Usage)?;
-            let mut problems = Vec::new();
-            let mut config = crate::security::SecurityConfig {
-                timeout,
-                health_timeout: timeout,
-                audience,
-                issuer,
-                cors_origins,
-                allow_destructive,
-                server_log,
-                ..Default::default()
-            };
-            if timeout.is_zero() {
-                problems.push("--timeout must be more than 0".to_string());
-            }
-            if !only.is_empty() {
-                match crate::security::SecurityConfig::check_only(&only, "--only") {
-                    Ok(()) => config.only = Some(only),
-                    Err(e) => problems.push(e),
-                }
-            }
-            match crate::security::config::parse_size(&max_body) {
-                Ok(n) if n > 0 => config.max_body = n,
-                Ok(_) => problems.push("--max-body must be more than 0".into()),
-                Err(e) => problems.push(format!("--max-body {e}")),
-            }
-            let key = match (&auth_hs256_secret_env, &auth_rs256_private_key) {
-                (Some(_), Some(_)) => {
-                    problems.push(
-                        "give --auth-hs256-secret-env or --auth-rs256-private-key, not both".into(),
-                    );
-                    None
-                }
-                (Some(var), None) => {
-                    crate::security::SecurityConfig::hs256_from_env(var, "--auth-hs256-secret-env")
-                        .map_err(|e| problems.push(e))
-                        .ok()
-                }
-                (None, Some(path)) => crate::security::SecurityConfig::rs256_from_file(
-                    path,
-                    "--auth-rs256-private-key",
-                )
-                .map_err(|e| problems.push(e))
-                .ok(),
-                (None, None) => None,
-            };
-            config.auth_key_described = key.as_ref().map(|k| k.describe());
-            config.auth_key = key;
-            let scope = crate::security::RateScope::parse(&rate_scope);
-            if scope.is_none() {
-                problems.push(format!(
-                    "--rate-scope `{rate_scope}` is not known; use per_ip, global or per_principal"
-                ));
-            }
-            if let Some(n) = rate_limit {
-                if !(n.is_finite() && n > 0.0) {
-                    problems.push(format!(
-                        "--rate-limit {n}: give the declared requests per second, more than 0"
-                    ));
-                } else if let Some(scope) = scope {
-                    config.rate_limit =
-                        Some(crate::security::config::RateLimitConfig::new(n, scope));
-                }
-            }
-            let mut parsed = Vec::new();
-            for c in &criteria {
-                match crate::criteria::Criterion::parse(c) {
-                    Ok(c) => parsed.push(c),
-                    Err(e) => problems.push(format!("--criterion {e}")),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{} problem{} with the flags:\n  - {}",
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" },
-                    problems.join("\n  - ")
-                )));
-            }
-            let report =
-                crate::security::command::run_probe(crate::security::command::ProbeOptions {
-                    target,
-                    config,
-                    criteria: parsed,
-                    out,
-                    server_exe,
-                })
-                .await?;
+        Command::Probe(args) => {
+            let report = crate::security::command::run_probe(args.into_options()?).await?;
             Ok(if report.verdict == crate::report::Verdict::Pass {
                 0
             } else {

@@ -809,6 +809,17 @@ fn the_hardened_reference_server_passes_the_whole_suite() {
         "100",
         "--log-format",
         "json",
+        // Limits the resilience probes can reach in a second.
+        "--max-concurrency",
+        "8",
+        "--queue",
+        "8",
+        "--breaker-failures",
+        "3",
+        "--breaker-open",
+        "1s",
+        "--memory-guard-mb",
+        "150",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -819,7 +830,47 @@ fn the_hardened_reference_server_passes_the_whole_suite() {
         "mcpstorm serve --hardened",
     );
     let log_arg = log.display().to_string();
-    let r = probe_reference(&server, &["--rate-limit", "100", "--server-log", &log_arg]);
+    let r = probe_reference(
+        &server,
+        &[
+            "--rate-limit",
+            "100",
+            "--server-log",
+            &log_arg,
+            "--first-call-tool",
+            "echo",
+            "--first-call-arguments",
+            r#"{"message": "first"}"#,
+            "--race-tool",
+            "add",
+            "--race-arguments",
+            r#"{"a": 2, "b": 3}"#,
+            "--concurrency-sessions",
+            "8",
+            "--slow-tool",
+            "sleep",
+            "--slow-arguments",
+            r#"{"ms": 1000}"#,
+            "--overload-concurrency",
+            "40",
+            "--breaker-tool",
+            "fail",
+            "--breaker-arguments",
+            r#"{"error_rate": 1.0}"#,
+            "--breaker-failures",
+            "3",
+            "--breaker-open",
+            "1s",
+            "--memory-tool",
+            "alloc",
+            "--memory-arguments",
+            r#"{"bytes": 33554432, "hold_ms": 4000}"#,
+            "--memory-request-mb",
+            "32",
+            "--memory-threshold-mb",
+            "150",
+        ],
+    );
     assert_passes(&r, "hygiene.security_log");
     assert_eq!(failures(&r), Vec::<String>::new(), "{}", r.describe());
     assert_eq!(r.code, 0, "{}", r.describe());

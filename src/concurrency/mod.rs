@@ -6,11 +6,13 @@
 //! differently).
 //!
 //! Each probe yields one security [`Finding`] (`report.json` → `security`, category
-//! `concurrency`), next to the `[security]` suite's. Probes run after the preflight and
-//! before any load, so the first-call probe really sends the server's first tool calls. They
-//! only send what the scenario names (a tool and its arguments: a race check needs a call
-//! whose right answer is known), which is why they are a scenario table rather than a family
-//! of `mcpstorm probe`; they never judge the verdict themselves (`security.failures` does).
+//! `concurrency`), next to the `[security]` suite's. They run from two places: a scenario's
+//! `[concurrency]` table (after the preflight and before any load, so the first-call probe
+//! really sends the server's first tool calls), and the `concurrency` family of
+//! `mcpstorm probe` (`security/concurrency.rs`, first in the suite for the same reason), which
+//! opens their sessions through the suite's connector. They send only the calls they are
+//! given (a race check needs a call whose right answer is known), and never judge the
+//! verdict themselves (`security.failures` does).
 
 pub mod first_call;
 pub mod race;

@@ -1,8 +1,11 @@
 //! `[security]` in a scenario: the probe suite run with the load (sub-tables `auth`,
-//! `rate_limit`, `input`, `hygiene`), validated into a [`SecurityConfig`] with every problem
-//! named by its key.
+//! `rate_limit`, `input`, `hygiene`, `overload`, `breaker`, `memory_guard`), validated into a
+//! [`SecurityConfig`] with every problem named by its key.
 
 use crate::security::config::{RateLimitConfig, parse_size};
+use crate::security::resilience::{
+    BreakerProbe, MemoryGuardProbe, OverloadProbe, ToolCall, breaker, memory_guard, overload,
+};
 use crate::security::{RateScope, SecurityConfig, When};
 use serde::Deserialize;
 use std::path::Path;
@@ -21,6 +24,40 @@ pub struct RawSecurity {
     pub rate_limit: Option<RawRateLimit>,
     pub input: Option<RawInput>,
     pub hygiene: Option<RawHygiene>,
+    pub overload: Option<RawOverload>,
+    pub breaker: Option<RawBreaker>,
+    pub memory_guard: Option<RawMemoryGuard>,
+    /// Not a key: the concurrency probes run from the scenario's `[concurrency]` table.
+    pub concurrency: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverload {
+    pub tool: Option<String>,
+    pub arguments: Option<toml::Value>,
+    pub concurrency: Option<usize>,
+    pub deadline: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub tool: Option<String>,
+    pub arguments: Option<toml::Value>,
+    pub failures: Option<u32>,
+    pub open_for: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemoryGuard {
+    pub tool: Option<String>,
+    pub arguments: Option<toml::Value>,
+    pub threshold_mb: Option<u64>,
+    pub request_mb: Option<u64>,
+    pub interval: Option<String>,
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -229,7 +266,133 @@ pub fn security_from(
     if let Some(h) = &raw.hygiene {
         c.cors_origins = h.cors_origins.clone().unwrap_or_default();
     }
+    resilience_from(raw, &mut c, p);
+    if raw.concurrency.is_some()
+        || c.only
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|f| f == "concurrency"))
+    {
+        p.push("`security.concurrency`: in a scenario the concurrency probes run from the `[concurrency]` table, before the load (the first-call probe must send the server's first tool calls); move them there, e.g. [concurrency] first_call = { tool = \"add\", arguments = { a = 1, b = 2 } }".into());
+    }
     (p.len() == before).then_some(c)
+}
+
+/// `[security.overload]`, `[security.breaker]`, `[security.memory_guard]`.
+fn resilience_from(raw: &RawSecurity, c: &mut SecurityConfig, p: &mut Vec<String>) {
+    let duration_of = |s: &Option<String>, key: &str, p: &mut Vec<String>| {
+        let d = s.as_ref().and_then(|s| super::duration(s, key, p));
+        if d.is_some_and(|d| d.is_zero()) {
+            p.push(format!("`{key}` must be more than 0"));
+        }
+        d
+    };
+    if let Some(o) = &raw.overload {
+        let call = call_of(&o.tool, &o.arguments, "security.overload", false, p);
+        let concurrency = o.concurrency.unwrap_or(overload::DEFAULT_CONCURRENCY);
+        if !(2..=overload::MAX_CONCURRENCY).contains(&concurrency) {
+            p.push(format!(
+                "`security.overload.concurrency` = {concurrency}: give 2 to {} calls at once",
+                overload::MAX_CONCURRENCY
+            ));
+        }
+        c.overload = OverloadProbe {
+            call,
+            concurrency,
+            deadline: duration_of(&o.deadline, "security.overload.deadline", p),
+        };
+    }
+    if let Some(b) = &raw.breaker {
+        let failures = b.failures.unwrap_or(breaker::DEFAULT_FAILURES);
+        if !(1..=breaker::MAX_FAILURES).contains(&failures) {
+            p.push(format!(
+                "`security.breaker.failures` = {failures}: give 1 to {}",
+                breaker::MAX_FAILURES
+            ));
+        }
+        let open_for = duration_of(&b.open_for, "security.breaker.open_for", p)
+            .unwrap_or(breaker::DEFAULT_OPEN_FOR);
+        if open_for > breaker::MAX_OPEN_FOR {
+            p.push(format!(
+                "`security.breaker.open_for` = {open_for:?}: at most {:?}",
+                breaker::MAX_OPEN_FOR
+            ));
+        }
+        c.breaker =
+            call_of(&b.tool, &b.arguments, "security.breaker", true, p).map(|call| BreakerProbe {
+                call,
+                failures,
+                open_for,
+            });
+    }
+    if let Some(m) = &raw.memory_guard {
+        let call = call_of(&m.tool, &m.arguments, "security.memory_guard", true, p);
+        for (key, v) in [
+            ("threshold_mb", m.threshold_mb),
+            ("request_mb", m.request_mb),
+        ] {
+            if v.is_none() {
+                p.push(format!(
+                    "`security.memory_guard.{key}` is missing: {}",
+                    match key {
+                        "threshold_mb" => "the server's memory threshold, MB",
+                        _ => "MB one heavy call makes the server hold while it runs",
+                    }
+                ));
+            }
+        }
+        let interval = duration_of(&m.interval, "security.memory_guard.interval", p);
+        let deadline = duration_of(&m.deadline, "security.memory_guard.deadline", p);
+        if let (Some(call), Some(threshold_mb), Some(request_mb)) =
+            (call, m.threshold_mb, m.request_mb)
+        {
+            let probe = MemoryGuardProbe {
+                call,
+                threshold_mb,
+                request_mb,
+                interval: interval.unwrap_or(memory_guard::DEFAULT_INTERVAL),
+                deadline: deadline.unwrap_or(memory_guard::DEFAULT_DEADLINE),
+            };
+            p.extend(probe.check(&memory_guard::MemoryKeys {
+                threshold: "`security.memory_guard.threshold_mb`",
+                request: "`security.memory_guard.request_mb`",
+                interval: "`security.memory_guard.interval`",
+                deadline: "`security.memory_guard.deadline`",
+            }));
+            c.memory_guard = Some(probe);
+        }
+    }
+}
+
+/// A table's `tool` and `arguments` (a table of arguments, default empty).
+fn call_of(
+    tool: &Option<String>,
+    arguments: &Option<toml::Value>,
+    table: &str,
+    required: bool,
+    p: &mut Vec<String>,
+) -> Option<ToolCall> {
+    let arguments = match arguments {
+        None => serde_json::json!({}),
+        Some(t @ toml::Value::Table(_)) => serde_json::to_value(t).unwrap_or_default(),
+        Some(other) => {
+            p.push(format!(
+                "`{table}.arguments` must be a table of arguments like {{ ms = 2000 }}, found {}",
+                other.type_str()
+            ));
+            return None;
+        }
+    };
+    match tool {
+        Some(t) if !t.trim().is_empty() => Some(ToolCall {
+            tool: t.clone(),
+            arguments,
+        }),
+        _ if required => {
+            p.push(format!("`{table}.tool` is missing: the tool to call"));
+            None
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

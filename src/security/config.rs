@@ -128,6 +128,15 @@ pub struct SecurityConfig {
     /// probes caused (`hygiene.security_log`).
     pub server_log: Option<std::path::PathBuf>,
     pub when: When,
+    /// `resilience.overload`: the slow call (or one recognised) and how many at once.
+    pub overload: super::resilience::OverloadProbe,
+    /// `resilience.breaker`, when the user declared a failing call.
+    pub breaker: Option<super::resilience::BreakerProbe>,
+    /// `resilience.memory_guard`, when the user declared a heavy call.
+    pub memory_guard: Option<super::resilience::MemoryGuardProbe>,
+    /// The `concurrency` family (`mcpstorm probe`); `None` in a scenario, whose
+    /// `[concurrency]` table runs them before the load.
+    pub concurrency: Option<super::concurrency::ConcurrencyProbes>,
 }
 
 impl Default for SecurityConfig {
@@ -150,6 +159,10 @@ impl Default for SecurityConfig {
             cors_origins: vec![],
             server_log: None,
             when: When::After,
+            overload: Default::default(),
+            breaker: None,
+            memory_guard: None,
+            concurrency: None,
         }
     }
 }

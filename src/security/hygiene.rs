@@ -274,6 +274,15 @@ fn unescape(body: &str) -> String {
         .replace("\\t", "\t")
 }
 
+/// What kind of internals `text` gives away (a stack trace, a source path, a key), if any.
+pub(crate) fn leak_in(text: &str) -> Option<&'static str> {
+    let body = unescape(text);
+    TRACE_MARKS
+        .iter()
+        .find(|(m, _)| body.contains(m))
+        .map(|(_, what)| *what)
+}
+
 fn error_leak(ctx: &Ctx) -> Finding {
     let id = "hygiene.error_leak";
     let seen = ctx.seen();

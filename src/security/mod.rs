@@ -1,8 +1,9 @@
 //! The security and robustness suite (`mcpstorm probe`, and `[security]` in a scenario):
 //! probes that ask whether a server keeps strangers out and survives hostile input.
 //!
-//! Each probe family is one file implementing [`Probe`] (auth, session isolation, rate
-//! limits, malformed input, schema fuzzing, HTTP hygiene), registered in [`registry`]. A
+//! Each probe family is one file (or folder) implementing [`Probe`] (concurrency bugs, auth,
+//! session isolation, malformed input, schema fuzzing, HTTP hygiene, resilience under
+//! overload, failure and memory pressure, rate limits), registered in [`registry`]. A
 //! probe sends requests through [`wire::Ctx`], which paces them, records every answer (so
 //! `hygiene` can look for stack traces in all of them) and checks after each hostile request
 //! that the server is still alive. Every check ends as a [`Finding`] with severity, evidence
@@ -14,14 +15,17 @@
 
 pub mod command;
 pub mod config;
+pub mod flags;
 mod stdio_proc;
 mod tokens;
 pub(crate) mod wire;
 
 mod auth;
+pub mod concurrency;
 mod hygiene;
 mod input;
 mod rate_limit;
+pub mod resilience;
 mod schema_fuzz;
 mod session;
 
@@ -92,7 +96,8 @@ pub struct Evidence {
 pub struct Finding {
     /// `family.check`, like `auth.expired_jwt`.
     pub probe: String,
-    /// The family: auth, session, rate_limit, input, schema_fuzz, hygiene.
+    /// The family: concurrency, auth, session, input, schema_fuzz, hygiene, resilience,
+    /// rate_limit.
     pub category: String,
     pub severity: Severity,
     pub outcome: Outcome,
@@ -165,16 +170,20 @@ pub(crate) trait Probe: Send + Sync {
     fn run<'a>(&'a self, ctx: &'a wire::Ctx) -> BoxFuture<'a, Vec<Finding>>;
 }
 
-/// The families in the order they run: rate limits last, because their burst leaves the
-/// server's buckets empty for whatever would come after; hygiene after input and fuzzing,
-/// because it also reads every error body those provoked.
+/// The families in the order they run: concurrency first, so its first-call probe sends
+/// the server's first tool calls; rate limits last, because their burst leaves the server's
+/// buckets empty for whatever would come after; hygiene after input and fuzzing, because it
+/// also reads every error body those provoked; resilience after hygiene, so its hundreds of
+/// refusals are not what the leak search reads.
 pub(crate) fn registry() -> Vec<Box<dyn Probe>> {
     vec![
+        Box::new(concurrency::Concurrency),
         Box::new(auth::Auth),
         Box::new(session::SessionIsolation),
         Box::new(input::Input),
         Box::new(schema_fuzz::SchemaFuzz),
         Box::new(hygiene::Hygiene),
+        Box::new(resilience::Resilience),
         Box::new(rate_limit::RateLimit),
     ]
 }

@@ -146,6 +146,10 @@ pub(crate) struct Ctx {
     pub log_offset: u64,
     /// Every token minted for the suite, to make sure none ends up in the server's log.
     pub tokens_used: Mutex<Vec<String>>,
+    /// Opens whole MCP sessions (the client the load uses) with the good credentials, for
+    /// probes that need many real sessions rather than hand-made requests (concurrency).
+    /// HTTP only, once the preflight got in.
+    connector: Option<crate::target::Connector>,
 }
 
 pub(crate) fn json_headers(extra: &HeaderMap) -> HeaderMap {
@@ -249,6 +253,7 @@ impl Ctx {
         cfg: SecurityConfig,
         log: Arc<StderrLog>,
     ) -> Result<Ctx, CallError> {
+        let stderr_log = log.clone();
         let minter = cfg
             .auth_key
             .clone()
@@ -342,6 +347,7 @@ impl Ctx {
             throttled_seen: AtomicU64::new(0),
             log_offset: 0,
             tokens_used: Mutex::new(Vec::new()),
+            connector: None,
         };
         if let Some(path) = &ctx.cfg.server_log {
             ctx.log_offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -355,6 +361,7 @@ impl Ctx {
                         ctx.server = s.info.clone();
                         ctx.tools = ctx.http_list_tools(&s).await;
                         ctx.close_session(&s).await;
+                        ctx.connector = Some(ctx.session_connector(&stderr_log)?);
                     }
                     Err(Refused::Http(r)) if r.status == 401 || r.status == 403 => {}
                     Err(Refused::Http(r)) => {
@@ -382,6 +389,37 @@ impl Ctx {
             }
         }
         Ok(ctx)
+    }
+
+    /// A connector whose sessions carry the good credentials and speak the revision the
+    /// preflight agreed on.
+    fn session_connector(
+        &self,
+        log: &Arc<StderrLog>,
+    ) -> Result<crate::target::Connector, CallError> {
+        let Some(h) = self.http() else {
+            return Err(CallError::Connection {
+                detail: "internal: MCP sessions for the probes are opened over HTTP only".into(),
+            });
+        };
+        let headers = h
+            .good
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let spec = TargetSpec::Http {
+            url: h.url.to_string(),
+            headers,
+        };
+        let protocol = crate::session::Protocol::Revision(self.server.protocol_version.clone());
+        crate::target::Connector::new(&spec, &protocol, self.cfg.timeout, log.clone(), 64)
+            .map_err(|detail| CallError::Connection { detail })
+    }
+
+    /// Opens whole MCP sessions with the good credentials; `None` over stdio or when the
+    /// preflight could not get in.
+    pub fn connector(&self) -> Option<&crate::target::Connector> {
+        self.connector.as_ref()
     }
 
     pub fn http(&self) -> Option<&HttpWire> {
