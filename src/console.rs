@@ -6,8 +6,9 @@
 //! time: the stdin of every stdio server it drives, which a fault may have just killed. So
 //! the terminal streams are handled here instead: a write that fails is dropped, the stream
 //! is marked closed and never written again, and the command carries on to its normal end
-//! (a run still writes its report and exits with the verdict's code). A failure other than
-//! a closed pipe (a full disk under `> file`) is said once on the other stream.
+//! (a run still writes its report and exits with the verdict's code). A stdout failure other
+//! than a closed pipe (a full disk under `> file`) is said once on stderr; a stderr failure
+//! is said nowhere, since stdout may be a protocol channel (`serve --stdio`).
 //!
 //! Never: panic, or end the process, because the terminal went away.
 
@@ -39,13 +40,6 @@ impl Stream {
             Stream::Stderr => "stderr",
         }
     }
-
-    fn other(self) -> Stream {
-        match self {
-            Stream::Stdout => Stream::Stderr,
-            Stream::Stderr => Stream::Stdout,
-        }
-    }
 }
 
 /// Writes `args` and a newline to `stream` as one write; a failure closes the stream for
@@ -67,9 +61,10 @@ pub fn write_line(stream: Stream, args: fmt::Arguments<'_>) {
     if let Err(e) = result
         && !stream.closed().swap(true, Ordering::Relaxed)
         && e.kind() != io::ErrorKind::BrokenPipe
+        && stream == Stream::Stdout
     {
         write_line(
-            stream.other(),
+            Stream::Stderr,
             format_args!(
                 "mcpstorm: cannot write to {}: {e}; nothing more is written there",
                 stream.name()

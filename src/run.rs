@@ -175,9 +175,11 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         Some(specs) => {
             let mix = Mix::from_specs(specs);
             // The tools' declared outputSchemas (and x-mcp-header annotations); a server
-            // that can't list them still gets its load test, with a warning.
-            let tools = match mix.calls_tools()
-                && (plan.workload.check_output_schema || param_headers)
+            // that can't list them still gets its load test, with a warning. With
+            // Mcp-Param-* headers to learn, list them whatever the mix holds: the ledger's
+            // writes and the concurrency probes call tools too.
+            let tools = match (mix.calls_tools() && plan.workload.check_output_schema)
+                || param_headers
             {
                 true => {
                     match list_all(&mut first, "tools/list", "tools", plan.workload.timeout).await {

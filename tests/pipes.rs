@@ -111,3 +111,27 @@ fn serve_with_closed_streams_keeps_serving() {
     );
     server.kill();
 }
+
+#[test]
+fn a_full_disk_under_stdout_is_said_once_on_stderr() {
+    // /dev/full fails every write with ENOSPC: not a closed pipe, so it is worth a word.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(BIN)
+        .args(["check", "--target", "embedded"])
+        .env("MCPSTORM_EXE", BIN)
+        .stdin(Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("run mcpstorm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert_eq!(
+        stderr.matches("cannot write to stdout").count(),
+        1,
+        "said once: {stderr}"
+    );
+}
