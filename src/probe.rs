@@ -27,10 +27,39 @@ impl ProbeLog {
     }
 }
 
+/// How long the probe waits for an answer, and for a new session of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeTimeouts {
+    /// For the `ping` (`recovery.probe_timeout`).
+    pub answer: Duration,
+    /// For opening a session. The answer's timeout, except over stdio: there every probe
+    /// session is a server process of its own, and its start-up (an interpreter loading its
+    /// modules: 0.6 s idle, 3 s and more on a busy machine) says nothing about the health
+    /// of the servers under load. Timing it with the ping's 1 s failed the probe over and
+    /// over on a busy machine, each time killing a half-started interpreter and starting
+    /// another, which made the machine busier still.
+    pub open: Duration,
+}
+
+impl ProbeTimeouts {
+    /// `probe_timeout` for everything, and for a stdio session's start at least
+    /// `handshake` (the workload's timeout, what the VUs' sessions get).
+    pub fn new(probe_timeout: Duration, handshake: Duration, stdio: bool) -> ProbeTimeouts {
+        ProbeTimeouts {
+            answer: probe_timeout,
+            open: if stdio {
+                probe_timeout.max(handshake)
+            } else {
+                probe_timeout
+            },
+        }
+    }
+}
+
 pub async fn run(
     connector: Arc<Connector>,
     interval: Duration,
-    timeout: Duration,
+    timeouts: ProbeTimeouts,
     log: Arc<ProbeLog>,
     clock: Instant,
     cancel: CancellationToken,
@@ -45,7 +74,7 @@ pub async fn run(
         }
         let asked = clock.elapsed().as_secs_f64();
         let ok = tokio::select! {
-            ok = ask(&connector, &mut session, timeout) => ok,
+            ok = ask(&connector, &mut session, timeouts) => ok,
             _ = cancel.cancelled() => break,
         };
         // A failure counts from when the question was asked; a success from when it came back.
@@ -70,10 +99,11 @@ pub async fn run(
 async fn ask(
     connector: &Connector,
     session: &mut Option<crate::session::Session>,
-    timeout: Duration,
+    timeouts: ProbeTimeouts,
 ) -> bool {
+    let timeout = timeouts.answer;
     if session.is_none() {
-        match tokio::time::timeout(timeout, connector.open_monitor()).await {
+        match tokio::time::timeout(timeouts.open, connector.open_monitor()).await {
             Ok(Ok(s)) => *session = Some(s),
             _ => return false,
         }

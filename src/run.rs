@@ -375,7 +375,11 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         tasks.spawn(crate::probe::run(
             connector.clone(),
             plan.recovery.probe_interval,
-            plan.recovery.probe_timeout,
+            crate::probe::ProbeTimeouts::new(
+                plan.recovery.probe_timeout,
+                plan.workload.timeout,
+                matches!(target, TargetSpec::Stdio(_)),
+            ),
             probe_log.clone(),
             started,
             background.clone(),

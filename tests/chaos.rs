@@ -436,9 +436,18 @@ duration = "5s"
         .as_f64()
         .expect("and recovered from");
     assert!(detected < 2000.0, "{rec}");
+    // Recovery comes from the per-second series here (the probe's `ping` does not touch
+    // Redis, so only the writes fail): the start of the first whole second without a failed
+    // call, second 7 when the cut is 2 s + 5 s. The fault itself starts a little after 2 s
+    // (its task wakes a few ms late, more on a loaded machine) and `recovered_after_ms`
+    // counts from that start, so it reads 7 s - 2.0008 s = 4999.2 ms. Bound the moment
+    // service was back, which has no such offset: not before second 7 (1 ms for float
+    // rounding), not past 9 s after the fault.
+    let at_s = rec["at_s"].as_f64().expect("the fault's start");
+    let back_at = at_s + recovered / 1000.0;
     assert!(
-        (5000.0..9000.0).contains(&recovered),
-        "back after the 5 s cut: {rec}"
+        back_at >= 7.0 - 0.001 && recovered < 9000.0,
+        "back after the 5 s cut (at {back_at:.4} s): {rec}"
     );
     let l = &r.report()["checks"]["ledger"];
     assert_eq!(l["lost_writes"], 0, "{l}");
@@ -447,5 +456,78 @@ duration = "5s"
             && l["writes_failed"].as_u64().unwrap() + l["writes_indeterminate"].as_u64().unwrap()
                 > 0,
         "{l}"
+    );
+}
+
+/// Legacy HTTP+SSE: the event stream is the session. server-everything (`sse`) killed
+/// mid-run breaks every stream: each VU counts `session_lost`, and once the supervisor has
+/// the server back the VUs open new streams and their calls succeed again.
+#[test]
+fn a_legacy_sse_server_killed_mid_run_loses_its_sessions_and_the_vus_reconnect() {
+    let port = free_port();
+    let toml = format!(
+        r#"
+duration = "8s"
+criteria = ["unrecovered == 0"]
+[target]
+transport = "sse"
+url = "http://127.0.0.1:{port}/sse"
+[target.launch]
+command = "node"
+args = [{js}, "sse"]
+env = {{ PORT = "{port}", GZIP_ALLOWED_DOMAINS = "127.0.0.1" }}
+ready = "tcp://127.0.0.1:{port}"
+ready_timeout = "30s"
+restart = "on-failure"
+[workload]
+vus = 4
+timeout = "2s"
+[[mix]]
+op = "tools/call"
+tool = "echo"
+arguments = {{ message = "hi {{{{seq}}}}" }}
+[[faults]]
+kind = "kill"
+at = "2s"
+"#,
+        js = toml_str(&everything_js()),
+    );
+    let r = run_scenario(&toml, &["--no-progress"]);
+    assert_eq!(r.code, 0, "{}", r.describe());
+    assert_eq!(r.report()["target"]["transport"], "sse");
+    let rec = recoveries(&r);
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let detected = rec[0]["detected_after_ms"]
+        .as_f64()
+        .expect("the kill was noticed");
+    let recovered = rec[0]["recovered_after_ms"]
+        .as_f64()
+        .expect("the service came back");
+    assert!(recovered > detected, "{:?}", rec[0]);
+    // Every VU held a stream into the killed process: all of them lost their session.
+    assert!(
+        r.total("sessions_lost") >= 4.0 && r.error_count("session_lost") >= 4,
+        "{}",
+        r.describe()
+    );
+    let sup = &r.report()["supervisor"];
+    assert_eq!(sup["starts"], 2, "started, killed, started again: {sup}");
+    // After the recovery the VUs were back, each on a new stream: whole seconds after the
+    // restart (a second `t` ends at t s) with all 4 sessions open, calls succeeding and
+    // none failing.
+    let back_at = rec[0]["at_s"].as_f64().unwrap() + recovered / 1000.0;
+    let series = r.report()["series"].as_array().cloned().unwrap_or_default();
+    let clean_after = series
+        .iter()
+        .filter(|s| s["t"].as_f64().unwrap_or(0.0) >= back_at.ceil() + 1.0)
+        .filter(|s| {
+            s["active_sessions"].as_u64() == Some(4)
+                && s["ok"].as_u64().unwrap_or(0) > 0
+                && s["failed"].as_u64() == Some(0)
+        })
+        .count();
+    assert!(
+        clean_after >= 2,
+        "calls succeed on new streams after the restart (back at {back_at:.1} s): {series:?}"
     );
 }
