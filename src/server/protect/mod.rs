@@ -32,6 +32,7 @@ pub(super) mod guarded_body;
 pub(super) mod malformed;
 pub(super) mod memory_guard;
 pub(super) mod origin;
+pub(super) mod per_message;
 pub(super) mod pipeline;
 pub(super) mod rate_limit;
 pub(super) mod reject;
