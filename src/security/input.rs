@@ -220,12 +220,40 @@ fn judge(
         )
         .advice(advice);
     }
+    if let Some(f) = plain_refusal(id, what, r) {
+        return f;
+    }
     let how = match (error_code(r), served(r)) {
         (Some(code), _) => format!("HTTP {} with JSON-RPC error {code}", r.status),
         (None, true) => format!("HTTP {} with a result", r.status),
         (None, false) => format!("HTTP {}", r.status),
     };
     Finding::pass(id, Severity::Medium, format!("{what}: {how}"))
+}
+
+/// A 4xx whose body is not a JSON-RPC error: the server survived and refused, but a client
+/// cannot read why (a low finding).
+fn plain_refusal(id: &str, what: &str, r: &RawResponse) -> Option<Finding> {
+    if !(400..500).contains(&r.status) || error_code(r).is_some() {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&r.body[..r.body.len().min(400)]).into_owned();
+    Some(
+        Finding::fail(
+            id,
+            Severity::Low,
+            format!(
+                "{what}: refused with HTTP {} and {}, not a JSON-RPC error",
+                r.status,
+                if body.trim().is_empty() {
+                    "no body".to_string()
+                } else {
+                    format!("the body \"{}\"", excerpt(&body, 100))
+                }
+            ),
+        )
+        .advice("the server survived; answer the input it refuses with a JSON-RPC error body a client can read: HTTP 400 with {\"jsonrpc\": \"2.0\", \"id\": null, \"error\": {\"code\": -32700, \"message\": \"...\"}} for unparsable JSON, -32600 for JSON that is not a JSON-RPC request"),
+    )
 }
 
 async fn http_case(ctx: &Ctx, s: Option<&HttpSession>, case: &Case) -> Finding {
@@ -268,7 +296,11 @@ async fn wrong_version(ctx: &Ctx, s: Option<&HttpSession>) -> Finding {
     let r = ctx.send(id, req).await;
     let advice = "answer a request whose MCP-Protocol-Version the server does not support with 400 Bad Request (spec 2025-06-18 and later)";
     let f = match &r {
-        Ok(resp) if resp.status == 400 => Finding::pass(id, Severity::Low, "refused with 400"),
+        Ok(resp) if resp.status == 400 => {
+            plain_refusal(id, "MCP-Protocol-Version 1999-01-01", resp).unwrap_or_else(|| {
+                Finding::pass(id, Severity::Low, "refused with 400 and a JSON-RPC error")
+            })
+        }
         Ok(resp) if served(resp) => Finding::fail(
             id,
             Severity::Low,
@@ -685,6 +717,51 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(body).is_err(),
             "serde_json refuses past 128"
         );
+    }
+
+    fn answer(status: u16, body: &str) -> Result<RawResponse, CallError> {
+        Ok(RawResponse {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+            messages: serde_json::from_str(body).ok().into_iter().collect(),
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    #[test]
+    fn a_refusal_without_a_json_rpc_body_is_a_low_finding() {
+        let plain = judge(
+            "input.malformed_json",
+            "truncated JSON",
+            Expect::Refusal,
+            &answer(415, "fail to deserialize request body"),
+            "advice",
+        );
+        assert!(
+            plain.failed() && plain.severity == Severity::Low,
+            "{plain:?}"
+        );
+        assert!(plain.title.contains("HTTP 415") && plain.title.contains("not a JSON-RPC error"));
+        assert!(plain.advice.contains("-32700"), "{}", plain.advice);
+        let rpc = judge(
+            "input.malformed_json",
+            "truncated JSON",
+            Expect::Refusal,
+            &answer(
+                400,
+                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#,
+            ),
+            "advice",
+        );
+        assert!(!rpc.failed(), "{rpc:?}");
+        assert_eq!(
+            rpc.title,
+            "truncated JSON: HTTP 400 with JSON-RPC error -32700"
+        );
+        // A 5xx is still worse than a plain refusal.
+        let crash = judge("input.x", "x", Expect::Clean, &answer(500, "boom"), "a");
+        assert_eq!(crash.severity, Severity::Medium);
     }
 
     #[test]

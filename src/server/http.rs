@@ -25,6 +25,7 @@ use super::metrics::ServerMetrics;
 use super::ops::{self, Ops};
 use super::protect::breaker::Breakers;
 use super::protect::concurrency::Pool;
+use super::protect::per_message::MessageGuard;
 use super::protect::pipeline::Pipeline;
 use super::protect::rate_limit::RateLimits;
 use super::protect::session_binding::SessionOwners;
@@ -72,10 +73,19 @@ pub(super) async fn serve_http(
         metrics: Some(metrics.clone()),
     };
     let factory_kv = kv.clone();
+    let message_guard = Arc::new(MessageGuard {
+        max_message: protections.max_body,
+        rate: rate.clone(),
+        memory_guard: protections.memory_guard,
+        breakers: breakers.clone(),
+        pool: pool.clone(),
+        metrics: Some(metrics.clone()),
+    });
     let ws_route = super::websocket::route(
         kv.clone(),
         observers.clone(),
         conformance_tools,
+        message_guard,
         sessions_closed.clone(),
     );
     let service: StreamableHttpService<ReferenceServer, RandomIdSessions> =
@@ -92,7 +102,8 @@ pub(super) async fn serve_http(
         );
 
     // `/ws` sits behind the same pipeline: auth, rate limits and Origin checks apply to its
-    // upgrade request; the per-request ones (body, queue, breaker) see only `/mcp` POSTs.
+    // upgrade request; after it, every message goes through the same limits one by one
+    // (`protect/per_message.rs`).
     let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .route("/ws", ws_route);

@@ -1,16 +1,18 @@
-//! Request classification: reads a POST body once, notes its JSON-RPC `method`, `id`, the
-//! tool name of a `tools/call` and the body's size in an [`RpcCall`] extension, and hands
-//! the same bytes on. The memory guard and the circuit breaker decide from it.
+//! Request classification: reads a POST body once (bounded by the body limit), notes its
+//! JSON-RPC `method`, `id`, the tool name of a `tools/call` and the body's size in an
+//! [`RpcCall`] extension, and hands the same bytes on. The memory guard and the circuit
+//! breaker decide from it.
 //!
-//! It is installed only when a layer needs it: buffering costs a copy, and load tests of
-//! the plain server must not pay for what they did not ask for. A body that is not a single
-//! JSON-RPC object (a batch, garbage) is passed on unclassified: refusing it is rmcp's job.
+//! Every POST body is read here (rmcp reads it whole anyway, and a one-frame body is handed
+//! on without a copy), but it is parsed for an [`RpcCall`] only when a layer needs one. A
+//! body that is not a single JSON-RPC object (a batch, garbage) is passed on unclassified:
+//! rmcp refuses it, and `malformed.rs` turns that refusal into a JSON-RPC error.
 
 use std::borrow::Cow;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::body_limit::too_large;
@@ -75,17 +77,21 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// Reads a POST's body (at most `max_body` bytes), notes its [`RpcCall`] in the request's
-/// extensions and puts the bytes back; anything but a POST passes untouched.
-pub(crate) async fn classify(req: Request, max_body: usize) -> Result<Request, Box<Rejection>> {
-    if req.method() != Method::POST {
-        return Ok(req);
-    }
+/// Reads a POST's body (at most `max_body` bytes) and puts the same bytes back; with `note`,
+/// its [`RpcCall`] goes in the request's extensions. The bytes are returned too (a handle on
+/// the same buffer, not a copy), to answer a body rmcp could not read (`malformed.rs`).
+pub(crate) async fn read_body(
+    req: Request,
+    max_body: usize,
+    note: bool,
+) -> Result<(Request, Bytes), Box<Rejection>> {
     let (mut parts, body) = req.into_parts();
     match axum::body::to_bytes(body, max_body).await {
         Ok(bytes) => {
-            parts.extensions.insert(RpcCall::of(&bytes));
-            Ok(Request::from_parts(parts, Body::from(bytes)))
+            if note {
+                parts.extensions.insert(RpcCall::of(&bytes));
+            }
+            Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
         }
         Err(e) if is_length_limit(&e) => Err(Box::new(too_large(None, max_body))),
         Err(_) => Err(Box::new(Rejection::new(

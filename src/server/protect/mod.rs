@@ -7,10 +7,15 @@
 //! 2. rate limits global and per IP, before auth, so a flood of strangers costs no token checks;
 //! 3. bearer auth (JWT), which names the principal;
 //! 4. rate limit per principal;
-//! 5. body limit (413), then request classification (method, tool) when a later layer needs it;
+//! 5. body limit (413), then the POST body read once (and classified by method and tool when a
+//!    later layer needs it);
 //! 6. session binding (a session belongs to the principal that created it);
 //! 7. memory guard and circuit breaker, which refuse by what is asked;
 //! 8. bounded concurrency with a bounded queue, closest to the work.
+//!
+//! After the answer, rmcp's plain-text refusals of requests it could not read (unparsable
+//! JSON, not a JSON-RPC message, a bad `MCP-Protocol-Version`) become JSON-RPC errors
+//! (`malformed.rs`: HTTP 400 with -32700, -32600 or -32602).
 //!
 //! Every refusal goes through [`reject::Rejection`]: one JSON-RPC error shape, a status,
 //! `Retry-After` where waiting helps, a security event in the log and a metric.
@@ -24,8 +29,10 @@ pub(super) mod breaker;
 pub(super) mod classify;
 pub(super) mod concurrency;
 pub(super) mod guarded_body;
+pub(super) mod malformed;
 pub(super) mod memory_guard;
 pub(super) mod origin;
+pub(super) mod per_message;
 pub(super) mod pipeline;
 pub(super) mod rate_limit;
 pub(super) mod reject;

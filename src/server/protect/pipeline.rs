@@ -2,8 +2,9 @@
 //!
 //! Each protection is its own module with its own checks and tests; this file only calls
 //! the ones that are on, in the order `protect/mod.rs` explains, and does what must happen
-//! after the answer (session owners learned, refusals made further in logged, the
-//! concurrency slot and the drain's in-flight token held until the body ends).
+//! after the answer (session owners learned, rmcp's refusals of unreadable requests turned
+//! into JSON-RPC errors, refusals made further in logged, the concurrency slot and the
+//! drain's in-flight token held until the body ends).
 //!
 //! Why one middleware and not one per protection: every `axum::middleware::from_fn` layer
 //! boxes a future and clones the boxed inner service on every request. Measured on the
@@ -13,6 +14,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -21,9 +23,10 @@ use axum::response::Response;
 use super::auth::{AuthConfig, Principal};
 use super::body_limit::{DISCARD_CAP, DISCARD_TIME, declared_length, discard, too_large};
 use super::breaker::Breakers;
-use super::classify::{RpcCall, classify};
+use super::classify::{RpcCall, read_body};
 use super::concurrency::Pool;
 use super::guarded_body::hold_until_body_ends;
+use super::malformed;
 use super::memory_guard::{self, MemoryGuardConfig};
 use super::rate_limit::RateLimits;
 use super::reject::Rejection;
@@ -40,7 +43,7 @@ pub(crate) struct Pipeline {
     pub rate: Option<Arc<RateLimits>>,
     pub auth: Option<AuthConfig>,
     pub max_body: Option<usize>,
-    /// Read POST bodies for the memory guard and the breaker.
+    /// Note what POST bodies ask for (method, tool) for the memory guard and the breaker.
     pub classify: bool,
     pub owners: Option<Arc<SessionOwners>>,
     pub memory_guard: Option<MemoryGuardConfig>,
@@ -94,6 +97,14 @@ type Held = (
     Option<tokio::sync::OwnedSemaphorePermit>,
 );
 
+/// A request let through, with its concurrency slot and its POST body (kept to answer a body
+/// rmcp cannot read).
+type Admitted = (
+    Request,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    Option<Bytes>,
+);
+
 impl Pipeline {
     fn refuse(&self, req: &Request, refusal: Rejection) -> Response {
         refusal.respond(&who(req), Some(&self.metrics))
@@ -108,7 +119,7 @@ impl Pipeline {
         }
         let in_flight = post.then(|| p.drain.begin());
         let response = match p.admit(req).await {
-            Ok((req, permit)) => p.pass(req, next, (in_flight, permit)).await,
+            Ok((req, permit, body)) => p.pass(req, next, (in_flight, permit), body).await,
             Err(refused) => refused,
         };
         p.metrics.answered(response.status().as_u16());
@@ -116,10 +127,7 @@ impl Pipeline {
     }
 
     /// Every check before the request reaches rmcp; `Err` is the refusal to send.
-    async fn admit(
-        &self,
-        mut req: Request,
-    ) -> Result<(Request, Option<tokio::sync::OwnedSemaphorePermit>), Response> {
+    async fn admit(&self, mut req: Request) -> Result<Admitted, Response> {
         if let Some(rate) = &self.rate {
             rate.check_before_auth(client_ip(&req))
                 .map_err(|r| self.refuse(&req, *r))?;
@@ -144,14 +152,17 @@ impl Pipeline {
             }
             return Err(response);
         }
-        if self.classify {
+        let mut body = None;
+        if req.method() == Method::POST {
             let facts = Asker::of(&req);
-            req = classify(req, self.max_body.unwrap_or(usize::MAX))
+            let (read, bytes) = read_body(req, self.max_body.unwrap_or(usize::MAX), self.classify)
                 .await
                 .map_err(|r| {
                     facts.log(&self.metrics, r.event, r.reason, &r.message);
                     r.into_response()
                 })?;
+            req = read;
+            body = Some(bytes);
         }
         if let Some(owners) = &self.owners
             && let Some(session) = req
@@ -185,11 +196,11 @@ impl Pipeline {
             ),
             _ => None,
         };
-        Ok((req, permit))
+        Ok((req, permit, body))
     }
 
     /// Runs the request, then what must follow its answer.
-    async fn pass(&self, req: Request, next: Next, held: Held) -> Response {
+    async fn pass(&self, req: Request, next: Next, held: Held, body: Option<Bytes>) -> Response {
         let session = self.owners.as_ref().map(|_| {
             (
                 req.headers()
@@ -200,11 +211,10 @@ impl Pipeline {
                 req.extensions().get::<Principal>().map(|p| p.0.clone()),
             )
         });
-        // Facts for logging a refusal made further in (rmcp's 413 on a chunked body, its 403
-        // on a foreign Origin/Host); cheap clones, taken only when such a refusal can happen.
-        let watch = (self.origin_checked
-            || (self.max_body.is_some() && declared_length(&req).is_none()))
-        .then(|| Asker::of(&req));
+        // Facts for logging a refusal made further in (rmcp's 403 on a foreign Origin/Host,
+        // its refusal of a body it could not read); cheap clones.
+        let watch = (self.origin_checked || body.is_some()).then(|| Asker::of(&req));
+        let json_body = malformed::content_type_is_json(req.headers());
         let response = next.run(req).await;
         if let (Some(owners), Some((sent, deleting, principal))) = (&self.owners, session) {
             match sent {
@@ -221,18 +231,21 @@ impl Pipeline {
                 Some(_) => {}
             }
         }
+        let response = match (&body, &watch) {
+            (Some(body), Some(asker)) if malformed::is_unread(&response) => {
+                let refusal = malformed::rewrite(response, json_body, body).await;
+                asker.log(
+                    &self.metrics,
+                    refusal.event,
+                    refusal.reason,
+                    &refusal.message,
+                );
+                refusal.into_response()
+            }
+            _ => response,
+        };
         if let Some(asker) = watch {
             match response.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => {
-                    if let Some(max) = self.max_body {
-                        asker.log(
-                            &self.metrics,
-                            "too_large",
-                            "body_limit",
-                            &too_large(None, max).message,
-                        );
-                    }
-                }
                 StatusCode::FORBIDDEN if self.origin_checked => {
                     let reason = if asker.has_origin {
                         "origin_not_allowed"

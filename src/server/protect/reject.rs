@@ -32,6 +32,9 @@ pub(crate) struct Rejection {
     pub www_authenticate: Option<String>,
     /// JSON-RPC id of the refused request, when a layer parsed it.
     pub id: Value,
+    /// The JSON-RPC error code: [`REFUSED`], or one JSON-RPC defines for a request that
+    /// could not be read (-32700, -32600, -32602).
+    pub code: i64,
 }
 
 impl Rejection {
@@ -50,7 +53,13 @@ impl Rejection {
             data: Value::Null,
             www_authenticate: None,
             id: Value::Null,
+            code: REFUSED,
         }
+    }
+
+    pub(crate) fn code(mut self, code: i64) -> Rejection {
+        self.code = code;
+        self
     }
 
     pub(crate) fn retry_after(mut self, seconds: u64) -> Rejection {
@@ -86,7 +95,7 @@ impl Rejection {
         json!({
             "jsonrpc": "2.0",
             "id": self.id,
-            "error": { "code": REFUSED, "message": self.message, "data": data },
+            "error": { "code": self.code, "message": self.message, "data": data },
         })
     }
 
