@@ -40,6 +40,29 @@ pub enum Metric {
     SecurityFailures,
 }
 
+impl Metric {
+    /// The unit the observed figure is in (see [`CriterionResult::unit`]).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Latency(_) | Metric::Recovery(_) | Metric::Detection(_) => "ms",
+            Metric::Rps => "calls/s",
+            Metric::RssGrowth => "MB/h",
+            Metric::FdGrowth | Metric::ThreadGrowth | Metric::ConnectionGrowth => "per h",
+            Metric::SuccessRate | Metric::ErrorRate => "fraction",
+            Metric::Calls
+            | Metric::Ok
+            | Metric::Failed
+            | Metric::DroppedIterations
+            | Metric::SessionsLost
+            | Metric::Errors
+            | Metric::WrongAnswers
+            | Metric::Unrecovered
+            | Metric::LostWrites
+            | Metric::SecurityFailures => "count",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stat {
     P50,
@@ -89,7 +112,20 @@ pub struct CriterionResult {
     /// infinite (a fault never recovered), which the JSON writes as `"inf"`.
     #[serde(default, with = "crate::report::num::opt_f64")]
     pub observed: Option<f64>,
+    /// What `observed` is counted in: `ms` for latencies, recovery and detection,
+    /// `calls/s`, `MB/h`, `per h`, `fraction` for rates, `count` for the rest. Reports
+    /// written before it existed read back as `""` and print bare numbers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
     pub passed: bool,
+}
+
+impl CriterionResult {
+    /// The observed figure for people, in the criterion's unit: `20.80 ms`, `99.91%`,
+    /// `3`, `no data`, `infinite`.
+    pub fn observed_text(&self) -> String {
+        crate::report::num::observed_text(self.observed, &self.unit)
+    }
 }
 
 const METRICS: &str = "success_rate, error_rate, calls, ok, failed, rps, dropped_iterations, sessions_lost, errors, wrong_answers, p50, p90, p95, p99, p999, max, mean, recovery.max, recovery.mean, detection.max, detection.mean, unrecovered, lost_writes, rss_growth, fd_growth, thread_growth, connection_growth, security.failures";
@@ -325,6 +361,7 @@ impl Criterion {
             name,
             threshold,
             observed,
+            unit: self.metric.unit().to_string(),
             passed,
         }
     }

@@ -511,6 +511,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         supervisor: supervised,
         ledger: ledger_report,
         security,
+        interrupted_of: interrupted.then_some(total),
     };
     let mut report = build_report(&plan, &recorder, &connector, &info, facts);
     report.alerts = alerts.records();
@@ -684,6 +685,8 @@ struct RunFacts {
     supervisor: Option<SupervisorReport>,
     ledger: Option<LedgerReport>,
     security: Vec<crate::security::Finding>,
+    /// Stopped (Ctrl-C, `q`) before the planned duration: how long it was meant to last.
+    interrupted_of: Option<Duration>,
 }
 
 fn build_report(
@@ -705,6 +708,7 @@ fn build_report(
         supervisor,
         ledger,
         security,
+        interrupted_of,
     } = facts;
     let (calls, ok, failed) = recorder.totals();
     let secs = wall.as_secs_f64().max(1e-9);
@@ -813,6 +817,17 @@ fn build_report(
         criteria.push(Criterion::parse("security.failures == 0").expect("valid default criterion"));
     }
     report.criteria = criteria.iter().map(|c| c.evaluate(&report)).collect();
+    // A run stopped halfway proves nothing about the rest of it: its criteria are still
+    // shown, but it cannot pass (a CI job cancelled mid-run must not come out green).
+    if let Some(total) = interrupted_of {
+        report.criteria.push(crate::criteria::CriterionResult {
+            name: "completed".into(),
+            threshold: format!(">= {}s (interrupted)", total.as_secs_f64()),
+            observed: Some(secs),
+            unit: "s".into(),
+            passed: false,
+        });
+    }
     report.verdict = if calls > 0 && report.criteria.iter().all(|c| c.passed) {
         Verdict::Pass
     } else {

@@ -175,8 +175,17 @@ fn dashboard_draws_updates_shows_alerts_and_q_stops_with_a_report() {
     for written in ["junit.xml", "report.html"] {
         assert!(dir.path().join(written).exists(), "{written} not written");
     }
-    let verdict_code = if rep["verdict"] == "PASS" { 0 } else { 1 };
-    assert_eq!(code, verdict_code, "exit per verdict: {rep:#}");
+    // A run stopped halfway cannot pass: `completed` fails, and so does the exit code.
+    assert_eq!(rep["verdict"], "FAIL", "{rep:#}");
+    assert_eq!(code, 1, "exit per verdict: {rep:#}");
+    let completed = rep["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "completed")
+        .unwrap_or_else(|| panic!("no `completed` criterion: {rep:#}"));
+    assert_eq!(completed["passed"], false, "{completed}");
+    assert_eq!(completed["unit"], "s", "{completed}");
     assert!(
         rep["duration_s"].as_f64().unwrap() < 100.0,
         "q ended the 120 s run early"

@@ -145,7 +145,7 @@ fn header(h: &mut String, r: &Report, name: &str, pass: bool) {
 fn criteria(h: &mut String, r: &Report) {
     h.push_str(r#"<h2 id="criteria">Criteria</h2><table><tr><th>criterion</th><th>threshold</th><th>observed</th><th>result</th></tr>"#);
     for c in &r.criteria {
-        let observed = crate::report::num::observed_text(c.observed);
+        let observed = c.observed_text();
         let _ = write!(
             h,
             r#"<tr><td><code>{}</code></td><td><code>{}</code></td><td class="n">{}</td><td class="{}">{}</td></tr>"#,

@@ -77,7 +77,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(x, "    </properties>");
     for c in &r.criteria {
-        let observed = crate::report::num::observed_text(c.observed);
+        let observed = c.observed_text();
         let case = format!("{} {}", c.name, c.threshold);
         let _ = write!(
             x,

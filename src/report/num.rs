@@ -106,13 +106,20 @@ pub mod f64_null_is_inf {
 }
 
 /// A figure for people: `no data`, `infinite`, or the number with 4 decimals.
-pub fn observed_text(v: Option<f64>) -> String {
+pub fn observed_text(v: Option<f64>, unit: &str) -> String {
     match v {
         None => "no data".into(),
         Some(v) if v == f64::INFINITY => "infinite".into(),
         Some(v) if v == f64::NEG_INFINITY => "-infinite".into(),
         Some(v) if v.is_nan() => "no data".into(),
-        Some(v) => format!("{v:.4}"),
+        Some(v) => match unit {
+            // Enough digits to tell 0.9995 from 0.999 without rounding a FAIL into a PASS.
+            "fraction" => format!("{v:.4} ({:.2}%)", v * 100.0),
+            "count" if v.fract() == 0.0 => format!("{v:.0}"),
+            "" => format!("{v:.4}"),
+            unit if v.abs() < 10.0 => format!("{v:.3} {unit}"),
+            unit => format!("{v:.2} {unit}"),
+        },
     }
 }
 
@@ -185,8 +192,15 @@ mod tests {
 
     #[test]
     fn text_for_people() {
-        assert_eq!(super::observed_text(None), "no data");
-        assert_eq!(super::observed_text(Some(f64::INFINITY)), "infinite");
-        assert_eq!(super::observed_text(Some(2.0)), "2.0000");
+        assert_eq!(super::observed_text(None, "ms"), "no data");
+        assert_eq!(super::observed_text(Some(f64::INFINITY), "ms"), "infinite");
+        assert_eq!(super::observed_text(Some(2.0), ""), "2.0000");
+        assert_eq!(super::observed_text(Some(2.0), "count"), "2");
+        assert_eq!(super::observed_text(Some(20.799), "ms"), "20.80 ms");
+        assert_eq!(super::observed_text(Some(0.714), "ms"), "0.714 ms");
+        assert_eq!(
+            super::observed_text(Some(0.99912), "fraction"),
+            "0.9991 (99.91%)"
+        );
     }
 }

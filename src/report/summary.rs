@@ -187,7 +187,7 @@ pub fn render(r: &Report, report_path: Option<&std::path::Path>) -> String {
 fn criteria_and_verdict(s: &mut String, r: &Report, report_path: Option<&std::path::Path>) {
     let _ = writeln!(s, "\ncriteria:");
     for c in &r.criteria {
-        let observed = crate::report::num::observed_text(c.observed);
+        let observed = c.observed_text();
         let _ = writeln!(
             s,
             "  {}  {} {}   (observed {})",
