@@ -886,6 +886,27 @@ fn the_hardened_reference_server_passes_the_whole_suite() {
     );
 }
 
+/// The README's first probe command, at the hardened server's own defaults (100/s per IP,
+/// 256 at once plus a queue of 512): nothing fails. The overload probe is throttled by the
+/// rate limit before it can reach the pool, which is a skip that says so, not a failure.
+#[test]
+fn the_hardened_reference_server_at_its_defaults_passes_the_default_probes() {
+    let server = reference_hardened(&["--log-format", "json"]);
+    let r = probe_reference(&server, &["--rate-limit", "100"]);
+    assert_eq!(failures(&r), Vec::<String>::new(), "{}", r.describe());
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let overload = finding(&r, "resilience.overload");
+    assert_eq!(overload["outcome"], "skip", "{overload}");
+    assert!(
+        overload["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("a rate limit throttled"),
+        "{overload}"
+    );
+    assert_passes(&r, "rate_limit.burst");
+}
+
 #[test]
 fn the_reference_throttle_point_is_within_20_percent_of_rate_per_ip() {
     let server = reference_hardened(&["--rate-per-ip", "60", "--rate-per-principal", "1000"]);

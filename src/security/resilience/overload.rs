@@ -279,20 +279,26 @@ fn judge(calls: &[Called], alone: Duration, deadline: Duration, n: usize) -> Fin
             ),
         )
         .advice(bound_advice)
+    } else if refused.is_empty() && throttled > 0 {
+        // The rate limiter answered first: the calls it let in are fewer than asked, so
+        // whether the server bounds its work in flight was never put to the test. Not a
+        // pass, and not a failure either (the hardened reference server, 100/s per IP and
+        // 256 at once, lands here with the defaults).
+        Finding::skip(
+            PROBE,
+            format!(
+                "a rate limit throttled {throttled} of {n} calls (429) before any concurrency bound was reached; the {} let in all ran, none hung, so the bound itself was not tested",
+                answered.len()
+            ),
+        )
+        .advice("to test the bound, send more calls at once than the server holds (--overload-concurrency above its pool plus queue) but fewer than its rate limit's burst, or probe it with the rate limit raised")
     } else if refused.is_empty() {
         Finding::fail(
             PROBE,
             Severity::High,
-            if throttled > 0 {
-                format!(
-                    "no concurrency limit seen: {throttled} of {n} calls were throttled (429) by a rate limit and the {} let in all ran at once; send fewer calls than the rate limit's burst (--overload-concurrency) to test the bound itself",
-                    answered.len()
-                )
-            } else {
-                format!(
-                    "no concurrency limit below {n}: every one of {n} concurrent slow calls was taken (the slowest answered after {answer_max} ms)"
-                )
-            },
+            format!(
+                "no concurrency limit below {n}: every one of {n} concurrent slow calls was taken (the slowest answered after {answer_max} ms)"
+            ),
         )
         .advice(bound_advice)
     } else if refusal_median > alone.as_secs_f64() * 1000.0 {
@@ -393,7 +399,13 @@ mod tests {
             "slow down",
         ));
         let f = judge(&calls, ALONE, DEADLINE, 2);
-        assert!(f.failed() && f.title.contains("throttled"), "{f:?}");
+        // The limiter kept the burst below any bound: untested, neither pass nor fail.
+        assert_eq!(f.outcome, crate::security::Outcome::Skip, "{f:?}");
+        assert!(f.title.contains("throttled 1 of 2"), "{f:?}");
+        // A hang behind the limiter is still a hang.
+        calls.push(called(Answer::TimedOut, 6000, None, ""));
+        let f = judge(&calls, ALONE, DEADLINE, 3);
+        assert!(f.failed() && f.title.contains("hung"), "{f:?}");
     }
 
     #[test]
