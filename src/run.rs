@@ -406,6 +406,8 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         shared.stop.clone(),
         shared.abort.clone(),
         background.clone(),
+        // The dashboard says "stopping" itself; a line on stderr would land on top of it.
+        dashboard.is_none(),
     ));
 
     let (cpu_before, _) = self_usage();

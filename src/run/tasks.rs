@@ -127,6 +127,7 @@ pub(super) async fn interrupts(
     stop: CancellationToken,
     abort: CancellationToken,
     cancel: CancellationToken,
+    say: bool,
 ) {
     for token in [stop, abort] {
         tokio::select! {
@@ -134,7 +135,9 @@ pub(super) async fn interrupts(
                 if r.is_err() {
                     return;
                 }
-                crate::errln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
+                if say {
+                    crate::errln!("mcpstorm: interrupted; finishing in-flight calls (Ctrl-C again to abort)");
+                }
                 token.cancel();
             }
             _ = cancel.cancelled() => return,
