@@ -23,7 +23,7 @@ use crate::scenario::{Overrides, Plan};
 use crate::security::When;
 use crate::target::launch::{LaunchSpec, Readiness, RestartPolicy, Supervisor};
 use crate::target::{Connector, TargetSpec};
-use crate::transport::stdio::{StderrLog, StdioSpec};
+use crate::transport::stdio::StderrLog;
 use crate::workload::template::RandomPool;
 use crate::workload::vu::Shared;
 use crate::workload::{Mix, executor};
@@ -116,16 +116,7 @@ pub async fn run(opts: RunOptions) -> Result<Report, Error> {
         }
         false => target,
     };
-    let stderr_log = match &target {
-        TargetSpec::Stdio(_) => {
-            let path = opts.out.join("target-stderr.log");
-            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io {
-                what: format!("creating {}", path.display()),
-                source,
-            })?)
-        }
-        _ => Arc::new(StderrLog::default()),
-    };
+    let stderr_log = crate::target::stderr_log_for(&target, &opts.out)?;
     let max_sessions = plan.workload.executor.max_sessions();
     let connector = Arc::new(
         Connector::new(
@@ -613,13 +604,7 @@ async fn start_target(
     let exe = crate::target::server_exe(opts.server_exe.as_deref());
     let (target, launch) = match &plan.target {
         TargetSpec::Embedded { stdio: true } => {
-            let spec = TargetSpec::Stdio(StdioSpec {
-                command: exe.display().to_string(),
-                args: vec!["serve".into(), "--stdio".into()],
-                env: Default::default(),
-                cwd: None,
-            });
-            return Ok((spec, None));
+            return Ok((TargetSpec::Stdio(crate::target::embedded_stdio(&exe)), None));
         }
         TargetSpec::Embedded { stdio: false } => {
             let port = std::net::TcpListener::bind("127.0.0.1:0")

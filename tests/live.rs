@@ -214,6 +214,64 @@ fn dashboard_draws_updates_shows_alerts_and_q_stops_with_a_report() {
     );
 }
 
+impl Tmux {
+    /// The pid of the process the pane's shell is running (mcpstorm), from /proc.
+    fn child_pid(&self) -> u32 {
+        let out = self
+            .cmd()
+            .args(["list-panes", "-t", "t", "-F", "#{pane_pid}"])
+            .output()
+            .expect("tmux list-panes");
+        let sh = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let children =
+            std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the pane's shell {sh} runs nothing"))
+    }
+}
+
+/// A SIGINT from outside (not the `q` key) during the dashboard: the run stops with its
+/// report, FAIL by `completed`, and nothing is written on stderr over the dashboard (it
+/// shows "stopping" itself).
+#[test]
+fn an_external_sigint_stops_the_dashboard_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr");
+    let pane = Tmux::start(
+        "sigint",
+        &in_pane(
+            &format!("run --duration 120s 2>{}", stderr.display()),
+            dir.path(),
+        ),
+    );
+    pane.wait_for("the dashboard", Duration::from_secs(60), |s| {
+        calls_shown(s).is_some_and(|n| n > 0)
+    });
+    let pid = pane.child_pid();
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(exit_code(dir.path(), Duration::from_secs(60)), 1);
+    let rep = report(dir.path());
+    assert_eq!(rep["verdict"], "FAIL", "{rep:#}");
+    assert!(
+        rep["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "completed" && c["passed"] == false),
+        "{:#}",
+        rep["criteria"]
+    );
+    let written = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!written.contains("interrupted"), "stderr: {written}");
+}
+
 #[test]
 fn no_tui_in_a_terminal_prints_progress_lines() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::Command;
 
 const SECRET_VAR: &str = "MCPSTORM_TEST_RESILIENCE_SECRET";
 const SECRET: &str = "resilience-probe-secret-0123456789abcdef";
@@ -15,15 +14,7 @@ const SECRET: &str = "resilience-probe-secret-0123456789abcdef";
 /// `mcpstorm serve --hardened` with HS256 auth and small limits the probes can reach in a
 /// second, plus `flags` (a `--no-...` switch goes after them and wins).
 fn hardened(flags: &[&str]) -> Proc {
-    let port = free_port();
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--hardened",
-        "--auth-hs256-secret-env",
-        SECRET_VAR,
+    let limits = [
         "--max-concurrency",
         "8",
         "--queue",
@@ -34,10 +25,8 @@ fn hardened(flags: &[&str]) -> Proc {
         "1s",
         "--memory-guard-mb",
         "150",
-    ])
-    .args(flags)
-    .env(SECRET_VAR, SECRET);
-    spawn_http_server(cmd, port, "mcpstorm serve --hardened")
+    ];
+    serve_hardened(SECRET_VAR, SECRET, &[&limits[..], flags].concat())
 }
 
 /// What the probes are told about the server above.

@@ -743,19 +743,7 @@ const REF_SECRET: &str = "reference-probe-secret-0123456789abcdef";
 
 /// `mcpstorm serve --hardened` with HS256 auth, plus `flags`, on a free port.
 fn reference_hardened(flags: &[&str]) -> Proc {
-    let port = free_port();
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--hardened",
-        "--auth-hs256-secret-env",
-        SECRET_VAR,
-    ])
-    .args(flags)
-    .env(SECRET_VAR, REF_SECRET);
-    spawn_http_server(cmd, port, "mcpstorm serve --hardened")
+    serve_hardened(SECRET_VAR, REF_SECRET, flags)
 }
 
 fn probe_reference(server: &Proc, args: &[&str]) -> RunResult {

@@ -251,32 +251,14 @@ pub async fn check(
     with_schemas: bool,
     server_exe: Option<&std::path::Path>,
 ) -> Result<String, crate::error::Error> {
-    use crate::target::{Connector, EmbeddedServer, TargetSpec};
-    use crate::transport::stdio::{StderrLog, StdioSpec};
+    use crate::target::Connector;
+    use crate::transport::stdio::StderrLog;
     let describe = target.describe();
     let fail = |e: &CallError| crate::error::Error::Target(diagnose(&describe, e, timeout));
     let exe = crate::target::server_exe(server_exe);
-    let mut _embedded = None;
-    let resolved = match target {
-        TargetSpec::Embedded { stdio: false } => {
-            let server = EmbeddedServer::start(&exe, None)
-                .await
-                .map_err(|e| fail(&e))?;
-            let spec = TargetSpec::Http {
-                url: server.url.clone(),
-                headers: Default::default(),
-            };
-            _embedded = Some(server);
-            spec
-        }
-        TargetSpec::Embedded { stdio: true } => TargetSpec::Stdio(StdioSpec {
-            command: exe.display().to_string(),
-            args: vec!["serve".into(), "--stdio".into()],
-            env: Default::default(),
-            cwd: None,
-        }),
-        other => other.clone(),
-    };
+    let (resolved, _embedded) = crate::target::resolve_embedded(target, &exe)
+        .await
+        .map_err(|e| fail(&e))?;
     let connector = Connector::new(
         &resolved,
         protocol,

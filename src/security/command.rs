@@ -6,10 +6,8 @@ use super::SecurityConfig;
 use crate::criteria::Criterion;
 use crate::error::Error;
 use crate::report::{ClientReport, Report, TargetReport, Verdict};
-use crate::target::{EmbeddedServer, TargetSpec};
-use crate::transport::stdio::{StderrLog, StdioSpec};
+use crate::target::TargetSpec;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 pub struct ProbeOptions {
@@ -43,37 +41,10 @@ pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
     let exe = crate::target::server_exe(opts.server_exe.as_deref());
     let fail =
         |e: &crate::error::CallError| Error::Target(crate::check::diagnose(&describe, e, timeout));
-    let mut _embedded = None;
-    let resolved = match &opts.target {
-        TargetSpec::Embedded { stdio: false } => {
-            let server = EmbeddedServer::start(&exe, None)
-                .await
-                .map_err(|e| fail(&e))?;
-            let spec = TargetSpec::Http {
-                url: server.url.clone(),
-                headers: Default::default(),
-            };
-            _embedded = Some(server);
-            spec
-        }
-        TargetSpec::Embedded { stdio: true } => TargetSpec::Stdio(StdioSpec {
-            command: exe.display().to_string(),
-            args: vec!["serve".into(), "--stdio".into()],
-            env: Default::default(),
-            cwd: None,
-        }),
-        other => other.clone(),
-    };
-    let log = match &resolved {
-        TargetSpec::Stdio(_) => {
-            let path = opts.out.join("target-stderr.log");
-            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io {
-                what: format!("creating {}", path.display()),
-                source,
-            })?)
-        }
-        _ => Arc::new(StderrLog::default()),
-    };
+    let (resolved, _embedded) = crate::target::resolve_embedded(&opts.target, &exe)
+        .await
+        .map_err(|e| fail(&e))?;
+    let log = crate::target::stderr_log_for(&resolved, &opts.out)?;
     crate::errln!("mcpstorm probe: {describe}");
     let clock = Instant::now();
     let (cpu_before, _) = crate::metrics::process::self_usage();

@@ -259,6 +259,57 @@ impl EmbeddedServer {
     }
 }
 
+/// The embedded reference server over stdio: `EXE serve --stdio`, one process per session.
+pub fn embedded_stdio(exe: &Path) -> StdioSpec {
+    StdioSpec {
+        command: exe.display().to_string(),
+        args: vec!["serve".into(), "--stdio".into()],
+        env: Default::default(),
+        cwd: None,
+    }
+}
+
+/// A target sessions can reach, for the commands that do not supervise a server (`check`,
+/// `probe`, `replay`): the embedded HTTP server is started, and ended when the returned
+/// server is dropped; the embedded stdio server becomes its command; the rest as given.
+pub async fn resolve_embedded(
+    target: &TargetSpec,
+    exe: &Path,
+) -> Result<(TargetSpec, Option<EmbeddedServer>), CallError> {
+    Ok(match target {
+        TargetSpec::Embedded { stdio: false } => {
+            let server = EmbeddedServer::start(exe, None).await?;
+            let spec = TargetSpec::Http {
+                url: server.url.clone(),
+                headers: Default::default(),
+            };
+            (spec, Some(server))
+        }
+        TargetSpec::Embedded { stdio: true } => (TargetSpec::Stdio(embedded_stdio(exe)), None),
+        other => (other.clone(), None),
+    })
+}
+
+/// Where a stdio target's stderr goes: `OUT/target-stderr.log` (its lines also explain a
+/// failed handshake); other targets have none.
+pub fn stderr_log_for(
+    target: &TargetSpec,
+    out: &Path,
+) -> Result<Arc<StderrLog>, crate::error::Error> {
+    match target {
+        TargetSpec::Stdio(_) => {
+            let path = out.join("target-stderr.log");
+            StderrLog::to_file(&path)
+                .map(Arc::new)
+                .map_err(|source| crate::error::Error::Io {
+                    what: format!("creating {}", path.display()),
+                    source,
+                })
+        }
+        _ => Ok(Arc::new(StderrLog::default())),
+    }
+}
+
 /// Where the reference server binary is: `MCPSTORM_EXE`, else this executable.
 pub fn server_exe(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {

@@ -11,8 +11,7 @@ use super::{Exchange, Recorded, Trace};
 use crate::check::diagnose;
 use crate::error::{CallError, Error, excerpt};
 use crate::report::Percentiles;
-use crate::target::{Connector, EmbeddedServer, TargetSpec};
-use crate::transport::stdio::{StderrLog, StdioSpec};
+use crate::target::{Connector, TargetSpec};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
@@ -258,35 +257,6 @@ async fn replay_session(
     }
 }
 
-/// The target to replay against: the embedded server is started for the replay.
-async fn resolve_target(
-    opts: &ReplayOptions,
-) -> Result<(TargetSpec, Option<EmbeddedServer>), Error> {
-    let exe = crate::target::server_exe(opts.server_exe.as_deref());
-    Ok(match &opts.target {
-        TargetSpec::Embedded { stdio: false } => {
-            let server = EmbeddedServer::start(&exe, None).await.map_err(|e| {
-                Error::Target(diagnose("embedded reference server", &e, opts.timeout))
-            })?;
-            let spec = TargetSpec::Http {
-                url: server.url.clone(),
-                headers: Default::default(),
-            };
-            (spec, Some(server))
-        }
-        TargetSpec::Embedded { stdio: true } => (
-            TargetSpec::Stdio(StdioSpec {
-                command: exe.display().to_string(),
-                args: vec!["serve".into(), "--stdio".into()],
-                env: Default::default(),
-                cwd: None,
-            }),
-            None,
-        ),
-        other => (other.clone(), None),
-    })
-}
-
 pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
     let trace: Trace = super::load(&opts.trace).map_err(Error::Usage)?;
     let ignore: Vec<Pointer> = std::iter::once("/_meta".to_string())
@@ -300,17 +270,11 @@ pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
         what: format!("creating the output folder {} (--out)", opts.out.display()),
         source,
     })?;
-    let (target, _embedded) = resolve_target(&opts).await?;
-    let stderr_log = match &target {
-        TargetSpec::Stdio(_) => {
-            let path = opts.out.join("target-stderr.log");
-            Arc::new(StderrLog::to_file(&path).map_err(|source| Error::Io {
-                what: format!("creating {}", path.display()),
-                source,
-            })?)
-        }
-        _ => Arc::new(StderrLog::default()),
-    };
+    let exe = crate::target::server_exe(opts.server_exe.as_deref());
+    let (target, _embedded) = crate::target::resolve_embedded(&opts.target, &exe)
+        .await
+        .map_err(|e| Error::Target(diagnose(&opts.target.describe(), &e, opts.timeout)))?;
+    let stderr_log = crate::target::stderr_log_for(&target, &opts.out)?;
     let sessions = trace.sessions.len() * opts.copies;
     let protocol = crate::session::Protocol::parse(&trace.header.protocol_version)
         .map_err(|e| Error::Usage(format!("{}:1: protocol_version: {e}", opts.trace.display())))?;

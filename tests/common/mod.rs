@@ -307,6 +307,24 @@ pub fn spawn_http_server(cmd: Command, port: u16, what: &str) -> Proc {
     spawn_http(cmd, port, what)
 }
 
+/// `mcpstorm serve --hardened` on a free port with HS256 auth, its key `secret` in the
+/// environment variable `secret_var`, plus `flags` (a `--no-...` switch after them wins).
+pub fn serve_hardened(secret_var: &str, secret: &str, flags: &[&str]) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--hardened",
+        "--auth-hs256-secret-env",
+        secret_var,
+    ])
+    .args(flags)
+    .env(secret_var, secret);
+    spawn_http(cmd, port, "mcpstorm serve --hardened")
+}
+
 /// The deliberately buggy FastMCP fixture (`correct`, `wrong-answer`, `deadlock`, `race`)
 /// over Streamable HTTP on a free port.
 pub fn buggy_http(mode: &str) -> Proc {

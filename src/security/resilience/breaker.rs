@@ -96,20 +96,9 @@ pub(crate) async fn run(ctx: &Ctx) -> Finding {
             "no failing call declared: give --breaker-tool NAME --breaker-arguments JSON (a call that fails every time) with the server's --breaker-failures N --breaker-open DUR ([security.breaker] tool, arguments, failures, open_for)",
         );
     };
-    if let Some(why) = cfg.call.missing_from(&ctx.tools) {
-        return Finding::skip(PROBE, format!("{why}: check --breaker-tool"));
-    }
-    let Some(h) = ctx.http() else {
-        return Finding::skip(PROBE, "HTTP only");
-    };
-    let session = match ctx.open_session(PROBE, &h.good).await {
+    let session = match super::declared_session(ctx, PROBE, &cfg.call, "--breaker-tool").await {
         Ok(s) => s,
-        Err(e) => {
-            return Finding::skip(
-                PROBE,
-                format!("no session could be opened: {}", e.describe()),
-            );
-        }
+        Err(skip) => return skip,
     };
     let mut caller = Caller {
         ctx,

@@ -93,20 +93,9 @@ pub(crate) async fn run(ctx: &Ctx) -> Finding {
             "no heavy call declared: give --memory-tool NAME --memory-arguments JSON --memory-request-mb N (what one call holds) with the server's --memory-threshold-mb N ([security.memory_guard] tool, arguments, request_mb, threshold_mb)",
         );
     };
-    if let Some(why) = cfg.call.missing_from(&ctx.tools) {
-        return Finding::skip(PROBE, format!("{why}: check --memory-tool"));
-    }
-    let Some(h) = ctx.http() else {
-        return Finding::skip(PROBE, "HTTP only");
-    };
-    let session = match ctx.open_session(PROBE, &h.good).await {
+    let session = match super::declared_session(ctx, PROBE, &cfg.call, "--memory-tool").await {
         Ok(s) => s,
-        Err(e) => {
-            return Finding::skip(
-                PROBE,
-                format!("no session could be opened: {}", e.describe()),
-            );
-        }
+        Err(skip) => return skip,
     };
     let f = probe(ctx, &session, cfg).await;
     ctx.close_session(&session).await;

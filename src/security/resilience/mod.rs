@@ -45,6 +45,28 @@ impl Probe for Resilience {
     }
 }
 
+/// What the breaker and memory-guard probes need before their first call: their call among
+/// the server's tools (else a skip naming `flag`) and a session over HTTP.
+async fn declared_session(
+    ctx: &Ctx,
+    probe: &str,
+    call: &ToolCall,
+    flag: &str,
+) -> Result<HttpSession, Finding> {
+    if let Some(why) = call.missing_from(&ctx.tools) {
+        return Err(Finding::skip(probe, format!("{why}: check {flag}")));
+    }
+    let Some(h) = ctx.http() else {
+        return Err(Finding::skip(probe, "HTTP only"));
+    };
+    ctx.open_session(probe, &h.good).await.map_err(|e| {
+        Finding::skip(
+            probe,
+            format!("no session could be opened: {}", e.describe()),
+        )
+    })
+}
+
 async fn run(ctx: &Ctx) -> Vec<Finding> {
     if ctx.http().is_none() {
         return vec![Finding::skip(
