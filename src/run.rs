@@ -92,13 +92,8 @@ pub fn plan(opts: &RunOptions) -> Result<Plan, Error> {
 
 pub async fn run(opts: RunOptions) -> Result<Report, Error> {
     let plan = plan(&opts)?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io {
-        what: format!("creating the output folder {} (--out)", opts.out.display()),
-        source,
-    })?;
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    crate::report::create_out_dir(&opts.out)?;
+    let started_at = crate::report::now_rfc3339();
 
     let metrics_port = match opts.metrics_addr {
         Some(addr) => Some(crate::live::prom::bind(addr).await?),

@@ -17,6 +17,22 @@ use std::path::Path;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The `--out` folder, made (with its parents) before anything runs, so a folder that
+/// cannot be written ends the command at once, with the folder and the flag named.
+pub fn create_out_dir(out: &Path) -> Result<(), crate::error::Error> {
+    std::fs::create_dir_all(out).map_err(|source| crate::error::Error::Io {
+        what: format!("creating the output folder {} (--out)", out.display()),
+        source,
+    })
+}
+
+/// Now, as a report's `started_at` (RFC 3339, UTC).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// `part` out of `whole` as a fraction, `None` when there is no `whole`: the one definition
 /// of a rate that the report, the criteria, the alerts and the live views share.
 pub fn fraction(part: u64, whole: u64) -> Option<f64> {

@@ -20,13 +20,8 @@ pub struct ProbeOptions {
 
 /// Run the suite and write the report; the report's verdict is the exit code's source.
 pub async fn run_probe(opts: ProbeOptions) -> Result<Report, Error> {
-    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io {
-        what: format!("creating the output folder {} (--out)", opts.out.display()),
-        source,
-    })?;
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    crate::report::create_out_dir(&opts.out)?;
+    let started_at = crate::report::now_rfc3339();
     if matches!(
         opts.target,
         TargetSpec::Sse { .. } | TargetSpec::WebSocket { .. }

@@ -80,9 +80,7 @@ impl TraceWriter {
             transport: transport.into(),
             protocol_version: info.protocol_version.clone(),
             server: json!({"name": info.name, "version": info.version}),
-            started_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            started_at: crate::report::now_rfc3339(),
         }
     }
 

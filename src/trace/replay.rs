@@ -266,10 +266,7 @@ pub async fn replay(opts: ReplayOptions) -> Result<ReplayReport, Error> {
     if opts.copies == 0 {
         return Err(Error::Usage("--copies must be at least 1".into()));
     }
-    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io {
-        what: format!("creating the output folder {} (--out)", opts.out.display()),
-        source,
-    })?;
+    crate::report::create_out_dir(&opts.out)?;
     let exe = crate::target::server_exe(opts.server_exe.as_deref());
     let (target, _embedded) = crate::target::resolve_embedded(&opts.target, &exe)
         .await
